@@ -1,0 +1,25 @@
+"""keras_resnets: residual networks for Keras 3 — build, train, tune and ship them.
+
+Model code (``keras_resnets.layers``, ``keras_resnets.models``) is pure Keras and runs on any backend;
+training, tuning and export use TensorFlow and are imported on first use.
+"""
+from keras_resnets.models import create_model, get_entry, list_models
+
+__version__ = "0.1.0"
+
+# TensorFlow-backed entry points, imported lazily so `import keras_resnets` stays light.
+_LAZY = {
+    "from_keras_applications": "keras_resnets.models.port",
+    "profile_model": "keras_resnets.models.profile",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_resnets' has no attribute {name!r}")
+
+
+__all__ = ["create_model", "list_models", "get_entry", *_LAZY]

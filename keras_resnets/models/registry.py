@@ -1,0 +1,106 @@
+"""The model registry: every named model is a configuration of a generic builder.
+
+    >>> import keras_resnets
+    >>> keras_resnets.list_models("cifar_resnet*")[:3]
+    ['cifar_resnet110', 'cifar_resnet1202', 'cifar_resnet20']
+    >>> model = keras_resnets.create_model("preact_resnet164", shortcut="exclusive_gating", classes=10)
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import inspect
+from typing import Callable
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: the builder and the keywords that configure it."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    defaults: dict
+    family: str
+    description: str
+
+    def keywords(self) -> list[str]:
+        """Every keyword ``create_model`` accepts for this model."""
+        return sorted(builder_keywords(self.builder) - {"name"})
+
+
+def builder_keywords(builder) -> set[str]:
+    """Keywords a builder accepts, following ``**kwargs`` into the builder it forwards them to.
+
+    A builder that passes ``**kwargs`` on declares it with ``builder.forwards_to = other_builder`` and
+    may list the keywords it sets itself in ``builder.fixed_keywords``.
+    """
+    params = inspect.signature(builder).parameters
+    names = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()) and hasattr(builder, "forwards_to"):
+        names |= builder_keywords(builder.forwards_to) - set(getattr(builder, "fixed_keywords", ()))
+    return names
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, builder: Callable[..., keras.Model], *, family: str, description: str, **defaults):
+    """Register ``name`` as ``builder(**defaults)``; keywords given to ``create_model`` override defaults."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    unknown = sorted(set(defaults) - builder_keywords(builder))
+    if unknown:
+        raise ValueError(f"{builder.__name__} does not take {unknown} (registering {name!r})")
+    _REGISTRY[name] = ModelEntry(name, builder, dict(defaults), family, description)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; ``ValueError`` with close matches if it is unknown."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (see keras_resnets.list_models(); {len(_REGISTRY)} registered)")
+    return _REGISTRY[name]
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (and ``family``), sorted."""
+    return sorted(
+        n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family)
+    )
+
+
+def create_model(name: str, **overrides) -> keras.Model:
+    """Build the registered model ``name``.
+
+    Args:
+        name: a name from :func:`list_models`.
+        **overrides: any keyword of the model's builder (see ``get_entry(name).keywords()``), e.g.
+            ``classes``, ``input_shape``, ``activation``, ``shortcut``, ``placement``, ``weights``.
+            ``weights="imagenet"`` goes through the keras.applications port where one exists.
+
+    Raises:
+        ValueError: unknown name or keyword, or an invalid value (named in the message).
+    """
+    entry = get_entry(name)
+    allowed = entry.keywords()
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown keyword {unknown[0]!r} for model {name!r}; allowed: {', '.join(allowed)}")
+    kwargs = {**entry.defaults, **overrides}
+    weights = kwargs.pop("weights", None) if "weights" in allowed else None
+    if weights == "imagenet":
+        from keras_resnets.models.port import imagenet_model
+
+        return imagenet_model(name, **kwargs)
+    if "name" in builder_keywords(entry.builder):
+        kwargs.setdefault("name", name)
+    model = entry.builder(**kwargs)
+    if weights is not None:
+        from keras_resnets.models.base import load_weights
+
+        load_weights(model, weights)
+    return model

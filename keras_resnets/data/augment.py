@@ -1,0 +1,209 @@
+"""Augmentation policies of the CIFAR-10 study, vectorised over batches.
+
+Every policy works on a *batch* of float32 images in the 0..255 pixel scale (before normalisation)
+and draws its randomness from a stateless seed, so the same ``(seed, batch)`` pair always gives the
+same augmented batch, whatever the parallelism of the input pipeline. Operating on whole batches
+keeps the Python-free tf.data graph small and fast (one gather for the crop of a whole batch).
+
+Policies:
+
+- ``none``: images unchanged.
+- ``crop``: pad 4 pixels with zeros, random crop back to the original size (no flip: for data where
+  left and right differ, e.g. handwritten digits).
+- ``crop_flip``: ``crop`` + random horizontal flip (the standard CIFAR augmentation of He et al.).
+- ``crop_flip_color_blur``: ``crop_flip`` + colour jitter (brightness, contrast, saturation, hue)
+  + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
+
+CROP_PADDING = 4
+BRIGHTNESS = 0.2  # max relative change, as torchvision ColorJitter(0.2, 0.2, 0.2, 0.05)
+CONTRAST = 0.2
+SATURATION = 0.2
+HUE = 0.05
+BLUR_SIGMA = (0.1, 2.0)
+
+
+def validate_policy(policy: str) -> str:
+    """Return ``policy`` if it names a known policy, else raise ``ValueError``.
+
+    Args:
+        policy: policy name.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown augmentation policy {policy!r}; allowed: {', '.join(POLICIES)}")
+    return policy
+
+
+def _uniform(shape, seed, low, high):
+    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
+
+
+def random_crop(images: tf.Tensor, seed, padding: int = CROP_PADDING) -> tf.Tensor:
+    """Zero-pad each image by ``padding`` pixels and crop it back at a random offset.
+
+    Args:
+        images: ``(batch, height, width, channels)`` float tensor.
+        seed: stateless seed, shape ``(2,)`` int tensor.
+        padding: pixels added on every side before cropping.
+    """
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    offsets = tf.random.stateless_uniform(
+        (batch, 2), seed=seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32
+    )
+    rows = offsets[:, :1] + tf.range(height)[None, :]  # (batch, height)
+    cols = offsets[:, 1:] + tf.range(width)[None, :]  # (batch, width)
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+
+def random_flip(images: tf.Tensor, seed) -> tf.Tensor:
+    """Flip each image left-right with probability 1/2.
+
+    Args:
+        images: ``(batch, height, width, channels)`` tensor.
+        seed: stateless seed, shape ``(2,)``.
+    """
+    flip = _uniform((tf.shape(images)[0], 1, 1, 1), seed, 0.0, 1.0) < 0.5
+    return tf.where(flip, tf.reverse(images, axis=[2]), images)
+
+
+def color_jitter(images: tf.Tensor, seed) -> tf.Tensor:
+    """Random brightness, contrast, saturation and hue per image (pixels stay in 0..255).
+
+    Saturation and hue only apply to 3-channel images.
+
+    Args:
+        images: ``(batch, height, width, channels)`` float tensor in 0..255.
+        seed: stateless seed, shape ``(2,)``.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    batch = tf.shape(images)[0]
+    x = images / 255.0
+    factor = _uniform((batch, 1, 1, 1), seeds[0], 1 - BRIGHTNESS, 1 + BRIGHTNESS)
+    x = tf.clip_by_value(x * factor, 0.0, 1.0)
+    factor = _uniform((batch, 1, 1, 1), seeds[1], 1 - CONTRAST, 1 + CONTRAST)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = tf.clip_by_value((x - mean) * factor + mean, 0.0, 1.0)
+    if images.shape[-1] == 3:
+        factor = _uniform((batch, 1, 1, 1), seeds[2], 1 - SATURATION, 1 + SATURATION)
+        gray = tf.image.rgb_to_grayscale(x)
+        x = tf.clip_by_value((x - gray) * factor + gray, 0.0, 1.0)
+        hsv = tf.image.rgb_to_hsv(x)
+        shift = _uniform((batch, 1, 1), seeds[3], -HUE, HUE)
+        hue = tf.math.floormod(hsv[..., 0] + shift, 1.0)
+        x = tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
+    return x * 255.0
+
+
+def gaussian_blur(images: tf.Tensor, seed) -> tf.Tensor:
+    """Blur each image with a 3x3 Gaussian whose sigma is drawn from ``BLUR_SIGMA``.
+
+    The kernel is separable, so the blur is two weighted sums of shifted copies (edges replicated).
+
+    Args:
+        images: ``(batch, height, width, channels)`` float tensor.
+        seed: stateless seed, shape ``(2,)``.
+    """
+    sigma = _uniform((tf.shape(images)[0], 1, 1, 1), seed, *BLUR_SIGMA)
+    side = tf.exp(-1.0 / (2.0 * sigma**2))  # weight of the neighbours relative to the centre
+    centre_weight, side_weight = 1.0 / (1.0 + 2.0 * side), side / (1.0 + 2.0 * side)
+
+    def blur_axis(x, axis):
+        padded = tf.concat(
+            [tf.gather(x, [0], axis=axis), x, tf.gather(x, [tf.shape(x)[axis] - 1], axis=axis)],
+            axis=axis,
+        )
+        size = tf.shape(x)[axis]
+        before = tf.gather(padded, tf.range(0, size), axis=axis)
+        after = tf.gather(padded, tf.range(2, size + 2), axis=axis)
+        return centre_weight * x + side_weight * (before + after)
+
+    return blur_axis(blur_axis(images, 1), 2)
+
+
+def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
+    """Apply ``policy`` to a batch of images.
+
+    Args:
+        images: ``(batch, height, width, channels)`` float32 tensor in the 0..255 pixel scale.
+        policy: one of ``POLICIES``.
+        seed: stateless seed, shape ``(2,)`` int tensor; equal seeds give equal results.
+
+    Returns:
+        The augmented batch, same shape and scale.
+    """
+    validate_policy(policy)
+    if policy == "none":
+        return images
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    images = random_crop(images, seeds[0])
+    if policy in ("crop_flip", "crop_flip_color_blur"):
+        images = random_flip(images, seeds[1])
+    if policy == "crop_flip_color_blur":
+        images = color_jitter(images, seeds[2])
+        images = gaussian_blur(images, seeds[3])
+    return images
+
+
+def apply_policy(dataset: tf.data.Dataset, policy: str, seed: int = 0) -> tf.data.Dataset:
+    """Augment a batched ``(images, labels)`` dataset on the fly.
+
+    The n-th batch of every iteration gets the stateless seed ``(seed, n)``, so an iteration is
+    reproducible; shuffle upstream (with a per-epoch seed) to vary what each epoch sees.
+
+    Args:
+        dataset: batched dataset of float32 images in 0..255 and labels.
+        policy: one of ``POLICIES``.
+        seed: integer seed of the policy's randomness.
+    """
+    validate_policy(policy)
+    if policy == "none":
+        return dataset
+
+    def augment(index, batch):
+        images, labels = batch
+        return augment_batch(images, policy, tf.stack([tf.constant(seed, tf.int64), index])), labels
+
+    return dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, chunk: int = 1024):
+    """Enlarge a training set with ``copies`` augmented copies of itself (the study's static expansion).
+
+    The study built its 100k (crop+flip, one copy) and 150k (crop+flip+colour+blur, two copies)
+    CIFAR-10 training sets this way, then trained on them without further augmentation.
+
+    Args:
+        images: ``(n, h, w, c)`` uint8 array, 0..255.
+        labels: ``(n,)`` int array.
+        policy: one of ``POLICIES`` other than ``none``.
+        copies: number of augmented copies to add (>= 1).
+        seed: integer seed; copy ``k`` uses seeds ``(seed, k, chunk index)``.
+        chunk: images augmented per step.
+
+    Returns:
+        ``(images, labels)`` numpy arrays with ``n * (copies + 1)`` rows, originals first.
+    """
+    import numpy as np
+
+    validate_policy(policy)
+    if policy == "none" or copies < 1:
+        raise ValueError(
+            f"static expansion needs an augmentation policy other than 'none' and copies >= 1; "
+            f"got policy={policy!r}, copies={copies}"
+        )
+    parts_x, parts_y = [images], [labels]
+    for copy in range(1, copies + 1):
+        for start in range(0, len(images), chunk):
+            batch = tf.convert_to_tensor(images[start : start + chunk], tf.float32)
+            augmented = augment_batch(batch, policy, tf.constant([seed * 1000 + copy, start], tf.int64))
+            parts_x.append(np.clip(np.rint(augmented.numpy()), 0, 255).astype(np.uint8))
+        parts_y.append(labels)
+    return np.concatenate(parts_x), np.concatenate(parts_y)

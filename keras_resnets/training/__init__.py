@@ -1,0 +1,25 @@
+"""Training: recipes, learning-rate schedules, the fit loop and the run directory.
+
+``train(model, dataset, ...)`` is the Python API of ``keras-resnets train`` (also exposed as
+``keras_resnets.train``); ``compile_model`` and ``fit_model`` are the pieces it is made of.
+"""
+from keras_resnets.training.callbacks import TrainingDivergedError
+from keras_resnets.training.loop import RunResult, compile_model, fit_model, resolve_jit_compile, train
+from keras_resnets.training.recipes import RECIPES, Recipe, get_recipe
+from keras_resnets.training.schedules import cosine_schedule, lr_ratio_schedule, milestone_schedule, parse_lr_ratio
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "RunResult",
+    "TrainingDivergedError",
+    "compile_model",
+    "cosine_schedule",
+    "fit_model",
+    "get_recipe",
+    "lr_ratio_schedule",
+    "milestone_schedule",
+    "parse_lr_ratio",
+    "resolve_jit_compile",
+    "train",
+]

@@ -1,0 +1,327 @@
+"""``export_model``: a run directory or ``.keras`` file in, a verified artifact and its report out."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_resnets.export import convert, report as report_lib
+from keras_resnets.export.datasets import load_export_data
+from keras_resnets.export.errors import ExportError, VerificationError
+from keras_resnets.export.graph import layer_graph
+from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
+from keras_resnets.export.source import ExportSource, load_source
+from keras_resnets.export.verify import FLOAT32_TOLERANCE, TFLiteRunner, verify_tflite
+
+TARGETS = ("tflite", "saved_model")
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
+AUTO_CANDIDATES = ("float32", "float16", "dynamic", "int8")
+# Within this fraction of the fastest latency, ``auto`` prefers the smaller file.
+AUTO_LATENCY_SLACK = 0.05
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What :func:`export_model` wrote.
+
+    Attributes:
+        artifact: the ``.tflite`` file or SavedModel directory.
+        report_json, report_md: the verification report next to it.
+        metadata: the edge sidecar (``<artifact>.json``; ``None`` for SavedModel).
+        report: the report as a dict.
+    """
+
+    artifact: Path
+    report_json: Path
+    report_md: Path
+    metadata: Path | None
+    report: dict
+
+
+def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: float | None = None,
+                 dataset=None, output_dir=None, force: bool = False, io_type: str = "int8",
+                 dynamic_batch: bool = False, include_preprocessing: bool = False,
+                 accuracy_budget: float = 1.0, num_threads: int | None = None, benchmark_runs: int = 50,
+                 calibration_samples: int = 200, eval_samples: int | None = None,
+                 fine_tune: FineTuneOptions | None = None, checkpoint: str = "best") -> ExportResult:
+    """Export, verify and report.
+
+    Args:
+        source: a run directory, a ``.keras`` file, or an already loaded ``ExportSource``.
+        to: ``"tflite"`` or ``"saved_model"``.
+        quantize: ``"none"`` (float32), ``"float16"``, ``"dynamic"`` (int8 weights), ``"int8"``
+            (full integer, calibrated), ``"qat"`` (quantization-aware fine-tuning, then full
+            integer) or ``"auto"`` (the smallest/fastest variant within ``accuracy_budget``).
+        prune: magnitude-prune conv/dense kernels to this sparsity in (0, 1) while fine-tuning.
+        dataset: data for calibration and verification (default: the run's); see
+            :func:`~keras_resnets.export.datasets.load_export_data`.
+        output_dir: where to write (default ``RUN/export``).
+        force: overwrite existing files of the same name.
+        io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``.
+        dynamic_batch: export with a dynamic batch dimension (servers) instead of batch 1.
+        include_preprocessing: the artifact takes raw pixels (0..255) and normalises them itself.
+        accuracy_budget: allowed top-1 drop (percentage points) versus the Keras model.
+        num_threads: interpreter threads for the latency figures (default: all cores).
+        benchmark_runs: timed runs (>= 50 for the report's bar).
+        calibration_samples: representative-set size for full-integer quantization.
+        eval_samples: cap on held-out images used for the accuracy comparison.
+        fine_tune: :class:`~keras_resnets.export.optimize.FineTuneOptions` for ``qat``/``prune``.
+        checkpoint: ``"best"`` or ``"final"`` model of a run directory.
+
+    Raises:
+        ExportError: bad options or inputs (``UnsupportedOperationError`` for ops/layers the
+            target cannot express, ``VerificationError`` when the artifact fails a check; in
+            every case nothing is written).
+    """
+    _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs)
+    if to == "saved_model" and (quantize != "none" or prune is not None):
+        raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
+                          "(quantization and pruning apply to tflite)")
+    src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
+    out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
+    batch_size = None if dynamic_batch else 1
+    if to == "saved_model":
+        return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
+    data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples)
+    job = _Job(src, data, layer_graph(src.model), batch_size, include_preprocessing, io_type, accuracy_budget,
+               num_threads, benchmark_runs)
+    if quantize == "auto" and prune is not None:
+        raise ExportError("--quantize auto compares post-training variants; combine --prune with an explicit "
+                          "--quantize (none, float16, dynamic, int8 or qat)")
+    if quantize == "auto":
+        variant, flatbuffer, section, auto = job.choose_automatically()
+        extra = {"auto": auto}
+    elif quantize == "qat" or prune is not None:
+        precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
+        flatbuffer, info = optimize_and_convert(
+            src, data, qat=quantize == "qat", prune=prune, precision=precision, io_type=io_type,
+            batch_size=batch_size, preprocessing=include_preprocessing, options=fine_tune or FineTuneOptions(),
+            seed=int(src.config.get("seed", 0)))
+        variant = job.variant_name(precision, qat=quantize == "qat", prune=prune)
+        section, failed = job.verify(flatbuffer, precision)
+        _raise_on_failure(variant, section, failed)
+        extra = {"optimization": info}
+    else:
+        precision = "float32" if quantize == "none" else quantize
+        flatbuffer = job.convert(precision)
+        variant = job.variant_name(precision)
+        section, failed = job.verify(flatbuffer, precision)
+        _raise_on_failure(variant, section, failed)
+        extra = {}
+    return job.write(out_dir, variant, flatbuffer, section, extra, force)
+
+
+def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs):
+    if to not in TARGETS:
+        raise ExportError(f"--to must be one of {', '.join(TARGETS)}; got {to!r}")
+    if quantize not in QUANTIZE_MODES:
+        raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}; got {quantize!r}")
+    if prune is not None and not 0.0 < float(prune) < 1.0:
+        raise ExportError(f"--prune must be a sparsity in (0, 1); got {prune!r}")
+    if io_type not in convert.INTEGER_IO_TYPES:
+        raise ExportError(f"--io-type must be one of {', '.join(convert.INTEGER_IO_TYPES)}; got {io_type!r}")
+    if accuracy_budget < 0:
+        raise ExportError(f"--accuracy-budget must be >= 0 points; got {accuracy_budget!r}")
+    if benchmark_runs < 1:
+        raise ExportError(f"--runs must be >= 1; got {benchmark_runs!r}")
+
+
+def _raise_on_failure(variant: str, section: dict, failed: list) -> None:
+    if failed:
+        details = "; ".join(c["detail"] for c in section["checks"] if not c["passed"])
+        raise VerificationError(f"{variant} failed verification ({', '.join(failed)}): {details}; nothing was written")
+
+
+@dataclasses.dataclass
+class _Job:
+    """One TFLite export: converts, verifies and writes variants of one source."""
+
+    source: ExportSource
+    data: object
+    graph: object
+    batch_size: int | None
+    preprocessing: bool
+    io_type: str
+    accuracy_budget: float
+    num_threads: int | None
+    runs: int
+
+    def __post_init__(self):
+        self.eval_inputs = self.data.model_inputs(self.data.eval_images, self.preprocessing)
+        outputs = np.asarray(self.source.model.predict(self.data.eval_images, verbose=0, batch_size=64))
+        self.reference = _softmax(outputs) if self.source.classifier_activation is None else outputs
+        self._saved_model_dir = None
+
+    def variant_name(self, precision: str, qat: bool = False, prune: float | None = None) -> str:
+        name = f"{self.source.name}_{'qat-' if qat else ''}{precision}"
+        if precision == "int8" and self.io_type != "int8":
+            name += f"-{self.io_type}io"
+        if prune is not None:
+            name += f"-pruned{round(100 * prune)}"
+        if self.batch_size is None:
+            name += "-dynbatch"
+        if self.preprocessing:
+            name += "-rawpixels"
+        return name
+
+    def convert(self, precision: str) -> bytes:
+        """Post-training conversion of the Keras model (the SavedModel is written once)."""
+        if self._saved_model_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="keras-resnets-export-")
+            self._saved_model_dir = Path(self._tmp.name) / "saved_model"
+            pre = self.preprocessing
+            convert.write_saved_model(self.source.model, self._saved_model_dir, input_shape=self.source.input_shape,
+                                      batch_size=self.batch_size, add_softmax=self.source.classifier_activation is None,
+                                      mean=self.source.mean if pre else None, std=self.source.std if pre else None)
+        representative = self.data.model_inputs(self.data.calibration, self.preprocessing)
+        return convert.convert_saved_model(self._saved_model_dir, precision, representative=representative,
+                                           io_type=self.io_type)
+
+    def verify(self, flatbuffer: bytes, precision: str) -> tuple:
+        runner = TFLiteRunner(flatbuffer, num_threads=self.num_threads)
+        section, failed = verify_tflite(runner, graph=self.graph, precision=precision, images=self.eval_inputs,
+                                        labels=self.data.eval_labels, reference=self.reference,
+                                        preprocessing=self.preprocessing, accuracy_budget=self.accuracy_budget,
+                                        runs=self.runs)
+        section["precision"] = precision
+        section["metadata"] = None
+        self._last_runner = runner
+        return section, failed
+
+    def choose_automatically(self) -> tuple:
+        """Convert every post-training variant; keep the fastest (then smallest) within budget."""
+        candidates = []
+        for precision in AUTO_CANDIDATES:
+            flatbuffer = self.convert(precision)
+            section, failed = self.verify(flatbuffer, precision)
+            candidates.append({"variant": self.variant_name(precision), "precision": precision,
+                               "size_bytes": len(flatbuffer), "median_ms": section["latency"]["median_ms"],
+                               "drop_points": section["accuracy"]["drop_points"], "failed_checks": failed,
+                               "_flatbuffer": flatbuffer, "_section": section})
+        passing = [c for c in candidates if not c["failed_checks"]]
+        if not passing:
+            raise VerificationError("no variant passed verification: " + "; ".join(
+                f"{c['variant']} failed {', '.join(c['failed_checks'])}" for c in candidates))
+        fastest = min(c["median_ms"] for c in passing)
+        near = [c for c in passing if c["median_ms"] <= fastest * (1 + AUTO_LATENCY_SLACK)]
+        choice = min(near, key=lambda c: c["size_bytes"])
+        float32 = candidates[0]
+        rejected = [f"{c['variant']} ({'failed ' + ', '.join(c['failed_checks']) if c['failed_checks'] else 'slower or larger'})"
+                    for c in candidates if c is not choice]
+        reason = (f"chose {choice['variant']}: {choice['median_ms']:.3f} ms median "
+                  f"({float32['median_ms'] / choice['median_ms']:.2f}x faster than float32), "
+                  f"{choice['size_bytes'] / float32['size_bytes']:.3f}x the float32 size, top-1 drop "
+                  f"{choice['drop_points']:.2f} points within the {self.accuracy_budget:g}-point budget; "
+                  f"the fastest variant within {AUTO_LATENCY_SLACK:.0%} of the best latency wins, ties go to "
+                  f"the smaller file. Not chosen: {', '.join(rejected)}")
+        section = choice["_section"]
+        section["size_vs_float32"] = choice["size_bytes"] / float32["size_bytes"]
+        auto = {"reason": reason, "accuracy_budget": self.accuracy_budget,
+                "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]}
+        self._last_runner = TFLiteRunner(choice["_flatbuffer"], num_threads=self.num_threads)
+        return choice["variant"], choice["_flatbuffer"], section, auto
+
+    def write(self, out_dir: Path, variant: str, flatbuffer: bytes, section: dict, extra: dict,
+              force: bool) -> ExportResult:
+        """Stage all files in a temporary folder inside ``out_dir``, then move them into place."""
+        names = {"artifact": f"{variant}.tflite", "metadata": f"{variant}.json",
+                 "report_json": f"{variant}.report.json", "report_md": f"{variant}.report.md"}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _refuse_overwrite(out_dir, names.values(), force)
+        metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
+                                               preprocessing=self.preprocessing)
+        report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
+                  "batch": self.batch_size, "input_pixels": "raw" if self.preprocessing else "normalized",
+                  "size_bytes": len(flatbuffer), "io": {"input": metadata["input"]["dtype"],
+                                                         "output": metadata["output"]["dtype"]},
+                  **section, "metadata": names["metadata"], **extra}
+        report.setdefault("size_vs_float32", None)
+        staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=out_dir))
+        try:
+            (staging / names["artifact"]).write_bytes(flatbuffer)
+            TFLiteRunner(staging / names["artifact"])  # the file on disk loads
+            report_lib.write_json(staging / names["metadata"], metadata)
+            report_lib.write_json(staging / names["report_json"], report)
+            (staging / names["report_md"]).write_text(report_lib.markdown_report(report))
+            for name in names.values():
+                (staging / name).replace(out_dir / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        report_lib.write_index(out_dir)
+        return ExportResult(artifact=out_dir / names["artifact"], report_json=out_dir / names["report_json"],
+                            report_md=out_dir / names["report_md"], metadata=out_dir / names["metadata"],
+                            report=report)
+
+
+def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, batch_size, preprocessing: bool,
+                        eval_samples: int | None) -> ExportResult:
+    """SavedModel (``serving_default``: images -> probabilities), checked against the Keras model."""
+    import tensorflow as tf
+
+    name = f"{src.name}_saved_model{'-rawpixels' if preprocessing else ''}"
+    names = [name, f"{name}.report.json", f"{name}.report.md"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_overwrite(out_dir, names, force)
+    if dataset or src.config.get("dataset"):
+        data = load_export_data(src, dataset, calibration_samples=1, eval_samples=eval_samples or 256)
+        images, labels = data.eval_images, data.eval_labels
+        inputs = data.model_inputs(images, preprocessing)
+    else:  # a bare .keras file without data: parity on random inputs only
+        images = np.random.default_rng(0).normal(size=(16, *src.input_shape)).astype(np.float32)
+        labels = None
+        inputs = images * np.asarray(src.std, np.float32) + np.asarray(src.mean, np.float32) if preprocessing else images
+    outputs = np.asarray(src.model.predict(images, verbose=0, batch_size=64))
+    reference = _softmax(outputs) if src.classifier_activation is None else outputs
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
+    try:
+        convert.write_saved_model(src.model, staging / name, input_shape=src.input_shape, batch_size=batch_size,
+                                  add_softmax=src.classifier_activation is None,
+                                  mean=src.mean if preprocessing else None, std=src.std if preprocessing else None)
+        serve = tf.saved_model.load(str(staging / name)).signatures[convert.SIGNATURE_KEY]
+        step = 1 if batch_size == 1 else 64
+        exported = np.concatenate([serve(**{convert.INPUT_NAME: tf.constant(inputs[i:i + step])})[convert.OUTPUT_NAME]
+                                   .numpy() for i in range(0, len(inputs), step)])
+        max_abs = float(np.max(np.abs(exported - reference)))
+        checks = [{"name": "float32_parity", "passed": max_abs <= FLOAT32_TOLERANCE,
+                   "detail": f"max abs output difference {max_abs:.3g} (bar {FLOAT32_TOLERANCE:g})"}]
+        accuracy = {"samples": len(images), "keras_top1": None, "exported_top1": None, "max_abs_diff": max_abs}
+        if labels is not None:
+            accuracy.update(keras_top1=100.0 * float(np.mean(np.argmax(reference, -1) == labels)),
+                            exported_top1=100.0 * float(np.mean(np.argmax(exported, -1) == labels)))
+            accuracy["drop_points"] = accuracy["keras_top1"] - accuracy["exported_top1"]
+        else:
+            accuracy.update(keras_top1=0.0, exported_top1=0.0)
+        if max_abs > FLOAT32_TOLERANCE:
+            raise VerificationError(f"{name} failed verification: {checks[0]['detail']}; nothing was written")
+        size = sum(p.stat().st_size for p in (staging / name).rglob("*") if p.is_file())
+        report = {"artifact": name, "source": str(src.model_path), "format": "saved_model", "precision": "float32",
+                  "batch": batch_size, "input_pixels": "raw" if preprocessing else "normalized", "size_bytes": size,
+                  "signature": {"key": convert.SIGNATURE_KEY, "input": convert.INPUT_NAME,
+                                "output": convert.OUTPUT_NAME, "labels": src.class_names},
+                  "accuracy": accuracy, "checks": checks}
+        report_lib.write_json(staging / names[1], report)
+        (staging / names[2]).write_text(report_lib.markdown_report(report))
+        for item in names:
+            target = out_dir / item
+            if target.is_dir():
+                shutil.rmtree(target)
+            (staging / item).replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report_lib.write_index(out_dir)
+    return ExportResult(artifact=out_dir / name, report_json=out_dir / names[1], report_md=out_dir / names[2],
+                        metadata=None, report=report)
+
+
+def _refuse_overwrite(out_dir: Path, names, force: bool) -> None:
+    existing = [n for n in names if (out_dir / n).exists()]
+    if existing and not force:
+        raise ExportError(f"{out_dir / existing[0]} already exists; pass --force (force=True) to overwrite")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

@@ -1,0 +1,60 @@
+"""``keras-resnets export RUN_DIR|MODEL.keras``: SavedModel or verified TFLite, with a report."""
+from __future__ import annotations
+
+QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8", "qat", "auto")
+
+
+def add_arguments(parser) -> None:
+    """Add the export options to ``parser``."""
+    parser.add_argument("source", metavar="RUN_DIR|MODEL.keras", help="run directory or .keras file")
+    parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model"), help="artifact format")
+    parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
+                        help="none (float32), float16, dynamic (int8 weights), int8 (full integer, calibrated), "
+                             "qat (quantization-aware fine-tuning), auto (smallest/fastest within the budget)")
+    parser.add_argument("--prune", type=float, default=None, metavar="SPARSITY",
+                        help="magnitude-prune conv/dense kernels to this sparsity while fine-tuning, e.g. 0.5")
+    parser.add_argument("--dataset", default=None,
+                        help="calibration/evaluation data: a dataset name or an .npz with x_train, y_train, "
+                             "x_test, y_test (default: the run's dataset)")
+    parser.add_argument("--output", default=None, help="output folder (default: RUN_DIR/export)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument("--io-type", default="int8", choices=("int8", "uint8"),
+                        help="input/output type of full-integer models")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="dynamic batch dimension for servers (default: static batch 1 for edge)")
+    parser.add_argument("--include-preprocessing", action="store_true",
+                        help="the model takes raw pixels 0..255 and normalises them itself")
+    parser.add_argument("--accuracy-budget", type=float, default=1.0, metavar="POINTS",
+                        help="allowed top-1 drop vs the Keras model, in percentage points (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="interpreter threads for latency (default: all)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs for latency (default 50)")
+    parser.add_argument("--calibration-samples", type=int, default=200, help="representative set size")
+    parser.add_argument("--eval-samples", type=int, default=None, help="cap on held-out images")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs for qat/prune")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--checkpoint", default="best", choices=("best", "final"), help="model of a run directory")
+
+
+def run(args) -> int:
+    """Export and print where the artifact and report went."""
+    from keras_resnets.export.api import export_model
+    from keras_resnets.export.optimize import FineTuneOptions
+
+    result = export_model(
+        args.source, to=args.to, quantize=args.quantize, prune=args.prune, dataset=args.dataset,
+        output_dir=args.output, force=args.force, io_type=args.io_type, dynamic_batch=args.dynamic_batch,
+        include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
+        num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
+        eval_samples=args.eval_samples, checkpoint=args.checkpoint,
+        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate))
+    report = result.report
+    accuracy, latency = report.get("accuracy") or {}, report.get("latency") or {}
+    print(f"wrote {result.artifact} ({report['size_bytes'] / 1024:.1f} KiB)")
+    if "tflite_top1" in accuracy:
+        print(f"top-1 {accuracy['tflite_top1']:.2f}% vs Keras {accuracy['keras_top1']:.2f}% "
+              f"(drop {accuracy['drop_points']:.2f} points); latency median {latency['median_ms']:.3f} ms, "
+              f"p90 {latency['p90_ms']:.3f} ms on {latency['threads']} thread(s)")
+    if report.get("auto"):
+        print(report["auto"]["reason"])
+    print(f"report: {result.report_md}")
+    return 0

@@ -1,0 +1,154 @@
+"""What is being exported: a run directory or a ``.keras`` file, resolved to a model and its metadata."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+from keras_resnets.export.errors import ExportError
+
+CHECKPOINTS = ("best", "final")
+
+
+@dataclasses.dataclass
+class ExportSource:
+    """A loaded Keras model plus everything the export needs to know about its inputs and outputs.
+
+    Attributes:
+        model: the Keras 3 functional model.
+        name: short name used for artifact file names (registry name or file stem).
+        model_path: the ``.keras`` file the model was loaded from.
+        run_dir: the run directory, or ``None`` for a bare ``.keras`` file.
+        config: the run's ``config.json`` (empty for a bare file).
+        input_shape: ``(height, width, channels)``.
+        class_names: one label per output class.
+        mean, std: per-channel normalisation in the 0..255 pixel scale (identity when unknown).
+        classifier_activation: ``"softmax"`` (or another activation name) if the model outputs
+            probabilities, ``None`` if it outputs logits.
+    """
+
+    model: object
+    name: str
+    model_path: Path
+    run_dir: Path | None
+    config: dict
+    input_shape: tuple
+    class_names: list
+    mean: list
+    std: list
+    classifier_activation: str | None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def default_output_dir(self) -> Path:
+        """``RUN/export`` for a run, ``<dir of the .keras file>/export`` otherwise."""
+        return (self.run_dir or self.model_path.parent) / "export"
+
+
+def load_source(path, checkpoint: str = "best") -> ExportSource:
+    """Load a run directory (``config.json`` + ``best.keras``/``final.keras``) or a ``.keras`` file.
+
+    Args:
+        path: a run directory or a ``.keras`` file.
+        checkpoint: for a run directory, ``"best"`` or ``"final"``; ``best`` falls back to
+            ``final`` when the run kept no best model.
+
+    Raises:
+        ExportError: the path does not exist, is neither a run directory nor a ``.keras`` file,
+            or the file is corrupt or not a Keras model.
+    """
+    path = Path(path)
+    if checkpoint not in CHECKPOINTS:
+        raise ExportError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+    if not path.exists():
+        raise ExportError(f"{path} does not exist (expected a run directory or a .keras file)")
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            raise ExportError(f"{path} is not a run directory: it has no config.json")
+        candidates = [path / f"{checkpoint}.keras"] + ([path / "final.keras"] if checkpoint == "best" else [])
+        model_path = next((p for p in candidates if p.is_file()), None)
+        if model_path is None:
+            raise ExportError(f"run directory {path} has no {' or '.join(p.name for p in candidates)}")
+        run_dir, config = path, _read_config(config_path)
+    else:
+        if path.suffix != ".keras":
+            raise ExportError(f"{path} is not a .keras file (suffix {path.suffix!r}); "
+                              "pass a run directory or a .keras file")
+        model_path, run_dir, config = path, None, {}
+        sibling = path.parent / "config.json"
+        if sibling.is_file():  # e.g. RUN/best.keras: the run's metadata applies
+            run_dir, config = path.parent, _read_config(sibling)
+    model = _load_keras(model_path)
+    return _describe(model, model_path, run_dir, config)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ExportError(f"cannot read run config {path}: {err}") from None
+    if not isinstance(config, dict):
+        raise ExportError(f"run config {path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _load_keras(path: Path):
+    import keras
+
+    import keras_resnets.layers  # noqa: F401  registers the package's serializable layers
+
+    if not zipfile.is_zipfile(path):
+        raise ExportError(f"{path} is corrupt or not a Keras model file (not a .keras zip archive)")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # keras raises many types for foreign/corrupt archives
+        raise ExportError(f"cannot load {path} as a Keras model: {type(err).__name__}: {err}") from None
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ExportError(f"{path} must hold a model with one image input and one output")
+    return model
+
+
+def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> ExportSource:
+    input_shape = tuple(int(d) for d in model.input_shape[1:]) if None not in model.input_shape[1:] else None
+    if input_shape is None or len(input_shape) != 3:
+        if config.get("input_shape"):
+            input_shape = tuple(int(d) for d in config["input_shape"])
+        else:
+            raise ExportError(f"{model_path}: the model's input shape {model.input_shape} is not a "
+                              "fixed (height, width, channels); export needs a static image size")
+    output_shape = model.output_shape
+    if len(output_shape) != 2:
+        raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes); "
+                          f"this model outputs {output_shape}")
+    classes = int(output_shape[-1])
+    class_names = [str(c) for c in config.get("class_names") or range(classes)]
+    if len(class_names) != classes:
+        raise ExportError(f"config class_names has {len(class_names)} entries, the model outputs {classes}")
+    channels = input_shape[-1]
+    norm = config.get("normalization") or {}
+    mean = [float(v) for v in norm.get("mean", [0.0] * channels)]
+    std = [float(v) for v in norm.get("std", [1.0] * channels)]
+    if len(mean) != channels or len(std) != channels:
+        raise ExportError(f"normalization mean/std need {channels} values, got {mean} / {std}")
+    if "classifier_activation" in config:
+        activation = config["classifier_activation"]
+    else:
+        activation = _output_activation(model)
+    name = str(config.get("model") or model_path.stem)
+    return ExportSource(model=model, name=name, model_path=model_path, run_dir=run_dir, config=config,
+                        input_shape=input_shape, class_names=class_names, mean=mean, std=std,
+                        classifier_activation=activation)
+
+
+def _output_activation(model) -> str | None:
+    """The activation applied by the output layer: its own, or a trailing Activation layer."""
+    layer = model.layers[-1]
+    activation = layer.get_config().get("activation")
+    if isinstance(activation, str) and activation not in ("linear", None):
+        return activation
+    return None

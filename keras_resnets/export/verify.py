@@ -1,0 +1,169 @@
+"""Run an exported ``.tflite`` with ``ai_edge_litert`` and check it against the Keras model.
+
+Every check is recorded (name, passed, detail) in the report; :func:`verify_tflite` returns the
+report section and the list of failed checks, and the caller decides whether to keep the artifact.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import time
+
+import numpy as np
+
+from keras_resnets.export.errors import ExportError
+from keras_resnets.export.graph import dilated_convolutions, expected_elementwise_ops
+
+FLOAT32_TOLERANCE = 1e-4
+ELEMENTWISE_OPS = ("ADD", "MUL", "SUB")
+SPACE_BATCH_OPS = ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
+
+
+class TFLiteRunner:
+    """A loaded TFLite classifier: quantizes inputs, dequantizes outputs, batches as the model allows.
+
+    Args:
+        model: flatbuffer bytes or a ``.tflite`` path.
+        num_threads: interpreter threads (default: all cores).
+    """
+
+    def __init__(self, model, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.num_threads = int(num_threads or os.cpu_count() or 1)
+        kwargs = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+        self._model_kwargs = kwargs
+        try:
+            self.interpreter = Interpreter(num_threads=self.num_threads, **kwargs)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ExportError(f"the TFLite interpreter cannot load the model: {err}") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.dynamic_batch = int(self.input["shape_signature"][0]) == -1
+        self._batch = int(self.input["shape"][0])
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(int(d) for d in self.input["shape"][1:])
+
+    def operators(self) -> collections.Counter:
+        """Operator name -> count in the flatbuffer (read without delegates, which merge ops)."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        plain = Interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                            **self._model_kwargs)
+        return collections.Counter(op["op_name"] for op in plain._get_ops_details())
+
+    def predict(self, images: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Float outputs for ``images`` (float32, in the model's input space)."""
+        images = np.asarray(images, np.float32)
+        if images.shape[1:] != self.input_shape:
+            raise ExportError(f"images of shape {images.shape[1:]} do not match the model input {self.input_shape}")
+        step = chunk if self.dynamic_batch else self._batch
+        outputs = []
+        for start in range(0, len(images), step):
+            batch = images[start:start + step]
+            if self.dynamic_batch and batch.shape[0] != self._batch:
+                self.interpreter.resize_tensor_input(self.input["index"], [batch.shape[0], *self.input_shape])
+                self.interpreter.allocate_tensors()
+                self.input = self.interpreter.get_input_details()[0]
+                self.output = self.interpreter.get_output_details()[0]
+                self._batch = batch.shape[0]
+            self.interpreter.set_tensor(self.input["index"], self._quantize(batch))
+            self.interpreter.invoke()
+            outputs.append(self._dequantize(self.interpreter.get_tensor(self.output["index"])))
+        return np.concatenate(outputs)
+
+    def latency(self, runs: int = 50, warmup: int = 10) -> dict:
+        """Median and p90 single-invoke latency in milliseconds on a batch-1 input."""
+        if runs < 1:
+            raise ExportError(f"benchmark runs must be >= 1, got {runs}")
+        if self.dynamic_batch and self._batch != 1:
+            self.predict(np.zeros((1, *self.input_shape), np.float32))
+        self.interpreter.set_tensor(self.input["index"], self._quantize(np.zeros((1, *self.input_shape), np.float32)))
+        for _ in range(warmup):
+            self.interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1e3)
+        return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+                "mean_ms": float(np.mean(times)), "runs": runs, "warmup": warmup, "threads": self.num_threads}
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return x
+        scale, zero_point = self.input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if self.output["dtype"] == np.float32:
+            return y
+        scale, zero_point = self.output["quantization"]
+        return (y.astype(np.float32) - zero_point) * scale
+
+
+def verify_tflite(runner: TFLiteRunner, *, graph, precision: str, images, labels, reference,
+                  preprocessing: bool, accuracy_budget: float, runs: int = 50) -> tuple:
+    """Measure and check an exported model.
+
+    Args:
+        runner: the loaded artifact.
+        graph: :class:`~keras_resnets.export.graph.LayerGraph` of the Keras model.
+        precision: the artifact's precision (``float32`` gets the strict output-parity bar).
+        images: held-out inputs in the artifact's input space; ``labels``: their classes.
+        reference: the Keras model's probabilities on the same images.
+        preprocessing: the artifact normalises raw pixels itself.
+        accuracy_budget: allowed top-1 drop in percentage points.
+        runs: timed invocations for the latency figures.
+
+    Returns:
+        ``(section, failures)``: the report section (dict) and the names of failed checks.
+    """
+    outputs = runner.predict(images)
+    labels = np.asarray(labels)
+    keras_top1 = 100.0 * float(np.mean(np.argmax(reference, -1) == labels))
+    tflite_top1 = 100.0 * float(np.mean(np.argmax(outputs, -1) == labels))
+    agreement = 100.0 * float(np.mean(np.argmax(outputs, -1) == np.argmax(reference, -1)))
+    max_abs = float(np.max(np.abs(outputs - reference)))
+    drop = keras_top1 - tflite_top1
+    ops = runner.operators()
+    elementwise = sum(ops.get(name, 0) for name in ELEMENTWISE_OPS)
+    allowed = expected_elementwise_ops(graph, preprocessing)
+    non_builtin = sorted(name for name in ops if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE"))
+    space_batch = sum(ops.get(name, 0) for name in SPACE_BATCH_OPS)
+
+    checks = [
+        _check("builtin_ops_only", not non_builtin,
+               "all operators are TFLite builtins" if not non_builtin else f"non-builtin: {non_builtin}"),
+        _check("batchnorm_folded", elementwise <= allowed,
+               f"{elementwise} MUL/ADD/SUB ops, at most {allowed} expected from the model's own "
+               "Add/Multiply layers, unfoldable BatchNormalization and preprocessing"),
+    ]
+    if not runner.dynamic_batch:
+        dilated = dilated_convolutions(graph)
+        checks.append(_check("dilated_conv_single_op", space_batch == 0,
+                             f"{len(dilated)} dilated convolution(s), {space_batch} SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND ops"))
+    if precision == "float32":
+        checks.append(_check("float32_parity", max_abs <= FLOAT32_TOLERANCE,
+                             f"max abs output difference {max_abs:.3g} (bar {FLOAT32_TOLERANCE:g})"))
+    checks.append(_check("accuracy_budget", drop <= accuracy_budget,
+                         f"top-1 drop {drop:.2f} points (budget {accuracy_budget:g})"))
+    section = {
+        "accuracy": {"samples": int(len(labels)), "keras_top1": keras_top1, "tflite_top1": tflite_top1,
+                     "drop_points": drop, "prediction_agreement": agreement, "max_abs_diff": max_abs},
+        "operators": {"counts": dict(sorted(ops.items())), "total": int(sum(ops.values())),
+                      "builtin_only": not non_builtin, "elementwise_ops": elementwise,
+                      "elementwise_ops_allowed": allowed, "space_to_batch_ops": space_batch},
+        "latency": runner.latency(runs=runs),
+        "checks": checks,
+    }
+    return section, [c["name"] for c in checks if not c["passed"]]
+
+
+def _check(name: str, passed: bool, detail: str) -> dict:
+    return {"name": name, "passed": bool(passed), "detail": detail}

@@ -1,5 +1,8 @@
 """The model zoo (Keras only): generic builders, the named configurations and the registry."""
 from keras_resnets.models.registry import create_model, get_entry, list_models, register_model
 from keras_resnets.models.resnet import CifarResNet, ResNet
+from keras_resnets.models.densenet import CifarDenseNet, DenseNet
 
-__all__ = ["CifarResNet", "ResNet", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = [
+    "CifarDenseNet", "CifarResNet", "DenseNet", "ResNet", "create_model", "get_entry", "list_models", "register_model",
+]

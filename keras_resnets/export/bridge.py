@@ -2,7 +2,7 @@
 
 The translation is generic: every layer of :func:`~keras_resnets.export.graph.layer_graph` is
 mapped by class name to the tf_keras layer of the same name, with its Keras 3 config adapted
-(dtype policies become dtype names; keys tf_keras does not know are dropped), then called on its
+(dtype policies become dtype names; initializers and keys tf_keras does not know are dropped), then called on its
 inputs in the original order. The package's custom layers get tf_keras equivalents in
 :data:`CUSTOM_EQUIVALENTS`; anything else raises an error naming the layer. Weights are copied
 layer by layer; :func:`check_equal_outputs` proves the copy before any fine-tuning.
@@ -128,8 +128,8 @@ def _translate_config(cls, config: dict) -> dict:
             accepted.update(inspect.signature(klass.__init__).parameters)
     out = {}
     for key, value in config.items():
-        if key not in accepted or key in ("self", "kwargs"):
-            continue
+        if key not in accepted or key in ("self", "kwargs") or key.endswith("_initializer"):
+            continue  # initializers are irrelevant: the trained weights are copied afterwards
         if key == "dtype" and isinstance(value, dict):  # a Keras 3 DTypePolicy
             value = value.get("config", {}).get("name", "float32")
         out[key] = _strip_modules(value)

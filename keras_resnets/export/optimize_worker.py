@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_resnets.export import bridge, convert
 from keras_resnets.export.errors import UnsupportedOperationError
-from keras_resnets.export.graph import LayerGraph, LayerNode
+from keras_resnets.export.graph import LayerGraph, LayerNode, foldable_batchnorms
 
 # Activations the default 8-bit QAT scheme can quantize (tfmot Default8BitActivationQuantizeConfig).
 QAT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
@@ -58,7 +58,9 @@ def optimize(work_dir: Path) -> dict:
     if spec["prune"]:
         model, result["pruning"] = _prune(model, train, tune, float(spec["prune"]))
     if spec["qat"]:
-        model, result["qat"] = _quantization_aware(model, train, tune, classes, prune_preserving=bool(spec["prune"]))
+        folded = set(foldable_batchnorms(graph)[0])
+        model, result["qat"] = _quantization_aware(model, train, tune, classes, folded,
+                                                   prune_preserving=bool(spec["prune"]))
     result["fine_tuned_keras_top1"] = _top1(model, arrays["eval_images"], arrays["eval_labels"])
 
     export = spec["export"]
@@ -112,8 +114,12 @@ def _prune(model, train, tune, target: float):
                       "pruned_layers": len(kernels), "steps": steps, "history": history}
 
 
-def _quantization_aware(model, train, tune, classes: dict, prune_preserving: bool):
-    """Insert fake-quantization (default 8-bit scheme) and fine-tune; unsupported layers raise by name."""
+def _quantization_aware(model, train, tune, classes: dict, folded: set, prune_preserving: bool):
+    """Insert fake-quantization (default 8-bit scheme) and fine-tune; unsupported layers raise by name.
+
+    BatchNormalization layers in ``folded`` follow a convolution and are folded into it by tfmot's
+    transforms; the others (pre-activation units) get their output quantized on their own.
+    """
     import tensorflow_model_optimization as tfmot
     import tf_keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
@@ -122,6 +128,7 @@ def _quantization_aware(model, train, tune, classes: dict, prune_preserving: boo
     quantization = tfmot.quantization.keras
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
     passthrough = default_8bit_quantize_configs.NoOpQuantizeConfig
+    output_only = default_8bit_quantize_configs.Default8BitOutputQuantizeConfig
 
     def annotate(layer):
         name, kind = layer.name, type(layer).__name__
@@ -129,6 +136,9 @@ def _quantization_aware(model, train, tune, classes: dict, prune_preserving: boo
             return layer
         if kind in classes:  # the package's parameter-free custom layers: keep the input's ranges
             return quantization.quantize_annotate_layer(layer, quantize_config=passthrough())
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            config = None if name in folded else output_only()
+            return quantization.quantize_annotate_layer(layer, quantize_config=config)
         if not registry.supports(layer):
             raise UnsupportedOperationError(f"tfmot cannot quantize layer {name!r} ({kind}); use --quantize "
                                             "int8 (post-training) for this model")
@@ -141,7 +151,8 @@ def _quantization_aware(model, train, tune, classes: dict, prune_preserving: boo
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)
     scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if prune_preserving
               else quantization.default_8bit.Default8BitQuantizeScheme())
-    with quantization.quantize_scope({**classes, "NoOpQuantizeConfig": passthrough}):
+    with quantization.quantize_scope({**classes, "NoOpQuantizeConfig": passthrough,
+                                      "Default8BitOutputQuantizeConfig": output_only}):
         quantized = quantization.quantize_apply(annotated, scheme)
     history = _compile_and_fit(quantized, train, tune)
     return quantized, {"scheme": type(scheme).__name__, "history": history}

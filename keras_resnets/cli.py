@@ -8,6 +8,7 @@ TensorFlow.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 
@@ -15,6 +16,7 @@ import sys
 _COMMANDS = {
     "list": ("keras_resnets.models.cli_list", "list registered models (optionally matching a pattern)"),
     "info": ("keras_resnets.models.cli_info", "parameters, FLOPs and per-stage output shapes of a model"),
+    "export": ("keras_resnets.export.cli", "export a run or .keras file to SavedModel or verified TFLite"),
 }
 
 
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)

@@ -2,7 +2,9 @@
 from keras_resnets.models.registry import create_model, get_entry, list_models, register_model
 from keras_resnets.models.resnet import CifarResNet, ResNet
 from keras_resnets.models.densenet import CifarDenseNet, DenseNet
+from keras_resnets.models.segmentation import SegmentationNet
 
 __all__ = [
-    "CifarDenseNet", "CifarResNet", "DenseNet", "ResNet", "create_model", "get_entry", "list_models", "register_model",
+    "CifarDenseNet", "CifarResNet", "DenseNet", "ResNet", "SegmentationNet",
+    "create_model", "get_entry", "list_models", "register_model",
 ]

@@ -1,20 +1,21 @@
 """Learning-rate schedules of the papers and the CIFAR-10 study, as Keras ``LearningRateSchedule``s.
 
-All schedules are written with ``keras.ops`` (backend-agnostic) and count optimizer iterations.
+All schedules are Keras built-ins (backend-agnostic; saved models load without custom classes)
+and count optimizer iterations.
 
 - ``lr_ratio_schedule``: the study's "a:b:c" ratio — share of training at lr, lr/10, lr/100.
 - ``milestone_schedule``: divide by 10 at fixed iterations (He et al.: 32k and 48k of 64k, which is
   the ratio 2:1:1).
 - ``cosine_schedule``: cosine decay to zero, a modern option.
-- Every schedule takes ``warmup_steps``: the first iterations run at ``warmup_lr`` (lr/10 by
-  default), as the papers do for ResNet-110 and ResNet-1001 (lr 0.01 for about 400 iterations).
+- Step schedules take ``warmup_steps``: the first iterations run at ``warmup_lr`` (lr/10 by
+  default), as the papers do for ResNet-110 and ResNet-1001 (lr 0.01 for about 400 iterations);
+  the cosine schedule warms up linearly from lr/10.
 """
 from __future__ import annotations
 
 import math
 
 import keras
-from keras import ops
 
 SCHEDULES = ("lr_ratio", "milestones", "cosine", "constant")
 PAPER_MILESTONES = (32000, 48000)
@@ -43,9 +44,11 @@ def parse_lr_ratio(ratio) -> tuple:
     return shares
 
 
-@keras.saving.register_keras_serializable(package="keras_resnets")
-class PiecewiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant pieces: ``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``, with warm-up.
+def piecewise_schedule(boundaries, values, warmup_steps: int = 0, warmup_lr: float = 0.0):
+    """Constant pieces: ``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``, after a warm-up.
+
+    Built on Keras' ``PiecewiseConstantDecay`` (which switches *after* a boundary, hence the -1),
+    so saved models need no custom class to load.
 
     Args:
         boundaries: increasing iteration numbers where the rate changes (``len(values) - 1``).
@@ -53,66 +56,14 @@ class PiecewiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
         warmup_steps: iterations run at ``warmup_lr`` before the first piece takes over.
         warmup_lr: rate during warm-up.
     """
-
-    def __init__(self, boundaries, values, warmup_steps: int = 0, warmup_lr: float = 0.0):
-        if len(values) != len(boundaries) + 1:
-            raise ValueError(f"need len(values) == len(boundaries) + 1; got {values} and {boundaries}")
-        self.boundaries = [int(b) for b in boundaries]
-        self.values = [float(v) for v in values]
-        self.warmup_steps = int(warmup_steps)
-        self.warmup_lr = float(warmup_lr)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        lr = ops.convert_to_tensor(self.values[0], "float32")
-        for boundary, value in zip(self.boundaries, self.values[1:]):
-            lr = ops.where(step >= boundary, value, lr)
-        if self.warmup_steps:
-            lr = ops.where(step < self.warmup_steps, self.warmup_lr, lr)
-        return lr
-
-    def get_config(self):
-        return {
-            "boundaries": self.boundaries,
-            "values": self.values,
-            "warmup_steps": self.warmup_steps,
-            "warmup_lr": self.warmup_lr,
-        }
-
-
-@keras.saving.register_keras_serializable(package="keras_resnets")
-class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Cosine decay from ``lr`` to 0 over ``total_steps``, after a constant warm-up.
-
-    Args:
-        lr: peak rate.
-        total_steps: iterations of the whole run (warm-up included).
-        warmup_steps: iterations at ``warmup_lr`` first.
-        warmup_lr: rate during warm-up.
-    """
-
-    def __init__(self, lr: float, total_steps: int, warmup_steps: int = 0, warmup_lr: float = 0.0):
-        self.lr = float(lr)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.warmup_lr = float(warmup_lr)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        span = max(self.total_steps - self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
-        lr = 0.5 * self.lr * (1.0 + ops.cos(math.pi * progress))
-        if self.warmup_steps:
-            lr = ops.where(step < self.warmup_steps, self.warmup_lr, lr)
-        return lr
-
-    def get_config(self):
-        return {
-            "lr": self.lr,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "warmup_lr": self.warmup_lr,
-        }
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(f"need len(values) == len(boundaries) + 1; got {values} and {boundaries}")
+    boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
+    if warmup_steps:
+        boundaries, values = [int(warmup_steps)] + boundaries, [float(warmup_lr)] + values
+    if not boundaries:
+        return keras.optimizers.schedules.PiecewiseConstantDecay([2**62], values * 2)
+    return keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], values)
 
 
 def _warmup_lr(lr: float, warmup_lr) -> float:
@@ -135,7 +86,7 @@ def lr_ratio_schedule(lr: float, total_steps: int, ratio="5:3:2", warmup_steps: 
     a, b, c = parse_lr_ratio(ratio)
     total = a + b + c
     boundaries = [round(total_steps * a / total), round(total_steps * (a + b) / total)]
-    return PiecewiseSchedule(boundaries, [lr, lr / 10, lr / 100], warmup_steps, _warmup_lr(lr, warmup_lr))
+    return piecewise_schedule(boundaries, [lr, lr / 10, lr / 100], warmup_steps, _warmup_lr(lr, warmup_lr))
 
 
 def milestone_schedule(lr: float, milestones=PAPER_MILESTONES, gamma: float = 0.1, warmup_steps: int = 0,
@@ -150,7 +101,7 @@ def milestone_schedule(lr: float, milestones=PAPER_MILESTONES, gamma: float = 0.
         warmup_lr: warm-up rate (default lr/10).
     """
     values = [lr * gamma**i for i in range(len(milestones) + 1)]
-    return PiecewiseSchedule(milestones, values, warmup_steps, _warmup_lr(lr, warmup_lr))
+    return piecewise_schedule(milestones, values, warmup_steps, _warmup_lr(lr, warmup_lr))
 
 
 def scaled_milestones(total_steps: int, milestones=PAPER_MILESTONES, iterations: int = PAPER_ITERATIONS):
@@ -159,16 +110,24 @@ def scaled_milestones(total_steps: int, milestones=PAPER_MILESTONES, iterations:
 
 
 def cosine_schedule(lr: float, total_steps: int, warmup_steps: int = 0,
-                    warmup_lr: float | None = None) -> CosineSchedule:
-    """Cosine decay from ``lr`` to 0 over ``total_steps`` (after an optional warm-up).
+                    warmup_lr: float | None = None):
+    """Cosine decay from ``lr`` to 0 over ``total_steps``, after an optional *linear* warm-up.
+
+    The warm-up rises linearly from ``warmup_lr`` to ``lr`` (the modern form; the papers' constant
+    warm-up belongs to their step schedules). Built on Keras' ``CosineDecay``.
 
     Args:
         lr: peak rate.
-        total_steps: iterations of the whole run.
-        warmup_steps: first iterations at ``warmup_lr``.
-        warmup_lr: warm-up rate (default lr/10).
+        total_steps: iterations of the whole run (warm-up included).
+        warmup_steps: iterations of the linear warm-up.
+        warmup_lr: rate at step 0 of the warm-up (default lr/10).
     """
-    return CosineSchedule(lr, total_steps, warmup_steps, _warmup_lr(lr, warmup_lr))
+    if not warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(lr, max(int(total_steps), 1), alpha=0.0)
+    return keras.optimizers.schedules.CosineDecay(
+        _warmup_lr(lr, warmup_lr), max(int(total_steps) - int(warmup_steps), 1), alpha=0.0,
+        warmup_target=lr, warmup_steps=int(warmup_steps),
+    )
 
 
 def build_schedule(name: str, lr: float, total_steps: int, *, lr_ratio="5:3:2", milestones=None,
@@ -193,5 +152,5 @@ def build_schedule(name: str, lr: float, total_steps: int, *, lr_ratio="5:3:2", 
     if name == "cosine":
         return cosine_schedule(lr, total_steps, warmup_steps, warmup_lr)
     if name == "constant":
-        return PiecewiseSchedule([], [lr], warmup_steps, _warmup_lr(lr, warmup_lr))
+        return piecewise_schedule([], [lr], warmup_steps, _warmup_lr(lr, warmup_lr))
     raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")

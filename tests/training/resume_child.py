@@ -1,0 +1,46 @@
+"""Child process of test_resume: train a tiny deterministic run, optionally SIGKILL itself mid-epoch.
+
+Usage: resume_child.py RUNS_DIR RUN_NAME [--kill-at-epoch E --kill-at-batch B] [--resume]
+"""
+import argparse
+import os
+import signal
+
+import keras
+
+from keras_resnets.training import train
+
+
+class KillAt(keras.callbacks.Callback):
+    """SIGKILL this process after batch ``batch`` of epoch ``epoch`` (0-based): a hard crash."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__()
+        self.epoch, self.batch, self._current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._current == self.epoch and batch == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs_dir")
+    parser.add_argument("run_name")
+    parser.add_argument("--kill-at-epoch", type=int)
+    parser.add_argument("--kill-at-batch", type=int, default=2)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    callbacks = [KillAt(args.kill_at_epoch, args.kill_at_batch)] if args.kill_at_epoch is not None else []
+    train(
+        "cifar_resnet20", "digits", model_kwargs={"depth": 8}, image_size=(16, 16), recipe="digits_demo",
+        epochs=3, batch_size=128, runs_dir=args.runs_dir, run_name=args.run_name, resume=args.resume,
+        seed=3, deterministic=True, callbacks=callbacks, verbose=0,
+    )
+
+
+if __name__ == "__main__":
+    main()

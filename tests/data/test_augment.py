@@ -1,0 +1,90 @@
+"""Augmentation policies: what each one changes, and that equal seeds give equal batches."""
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf_only
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, size=(16, 12, 12, 3)).astype(np.float32)
+
+
+def _augment(batch, policy, seed=(1, 2)):
+    import tensorflow as tf
+
+    from keras_resnets.data.augment import augment_batch
+
+    return augment_batch(tf.constant(batch), policy, tf.constant(seed, tf.int64)).numpy()
+
+
+def test_none_is_identity(batch):
+    np.testing.assert_array_equal(_augment(batch, "none"), batch)
+
+
+def test_crop_is_a_zero_padded_translation_without_flip(batch):
+    out = _augment(batch, "crop")
+    assert out.shape == batch.shape
+    padded = np.pad(batch, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    for image, original in zip(out, padded):
+        windows = [original[r : r + 12, c : c + 12] for r in range(9) for c in range(9)]
+        assert any(np.array_equal(image, w) for w in windows)
+    assert not np.array_equal(out, batch)  # 16 images all at offset (4, 4) has probability 81**-16
+
+
+def test_crop_flip_flips_some_images(batch):
+    out = _augment(batch, "crop_flip")
+    padded = np.pad(batch, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    flipped = 0
+    for image, original in zip(out, padded):
+        windows = [original[r : r + 12, c : c + 12] for r in range(9) for c in range(9)]
+        if not any(np.array_equal(image, w) for w in windows):
+            assert any(np.array_equal(image[:, ::-1], w) for w in windows)
+            flipped += 1
+    assert 0 < flipped < len(batch)
+
+
+def test_color_blur_changes_values_and_stays_in_range(batch):
+    out = _augment(batch, "crop_flip_color_blur")
+    assert out.shape == batch.shape
+    assert out.min() >= 0.0 and out.max() <= 255.0 + 1e-3
+    # blur and jitter produce values that are not pixels of the padded input
+    assert not np.isin(out, np.append(batch, 0.0)).all()
+
+
+@pytest.mark.parametrize("policy", ["crop", "crop_flip", "crop_flip_color_blur"])
+def test_equal_seeds_equal_output_different_seeds_differ(batch, policy):
+    np.testing.assert_array_equal(_augment(batch, policy, (5, 7)), _augment(batch, policy, (5, 7)))
+    assert not np.array_equal(_augment(batch, policy, (5, 7)), _augment(batch, policy, (5, 8)))
+
+
+def test_unknown_policy_names_allowed_ones(batch):
+    with pytest.raises(ValueError, match=r"'cutmix'.*crop_flip_color_blur"):
+        _augment(batch, "cutmix")
+
+
+def test_static_expansion_adds_augmented_copies():
+    from keras_resnets.data.augment import expand_statically
+
+    images = np.random.default_rng(1).integers(0, 256, size=(10, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(10, dtype=np.int32)
+    x, y = expand_statically(images, labels, "crop_flip", copies=2, seed=0)
+    assert x.shape == (30, 8, 8, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[:10], images)
+    np.testing.assert_array_equal(y, np.tile(labels, 3))
+    assert not np.array_equal(x[10:20], x[20:30])
+    with pytest.raises(ValueError, match="copies"):
+        expand_statically(images, labels, "none", copies=1)
+
+
+def test_apply_policy_maps_a_batched_dataset(batch):
+    import tensorflow as tf
+
+    from keras_resnets.data import apply_policy
+
+    ds = tf.data.Dataset.from_tensor_slices((batch, np.zeros(16, np.int32))).batch(8)
+    first = [x.numpy() for x, _ in apply_policy(ds, "crop_flip", seed=3)]
+    second = [x.numpy() for x, _ in apply_policy(ds, "crop_flip", seed=3)]
+    assert len(first) == 2 and first[0].shape == (8, 12, 12, 3)
+    np.testing.assert_array_equal(first[0], second[0])

@@ -1,0 +1,51 @@
+"""``keras-resnets info MODEL``: parameters, FLOPs and per-stage output shapes."""
+from __future__ import annotations
+
+import json
+
+
+def _shape(text: str) -> tuple:
+    try:
+        dims = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise ValueError(f"--input-shape must look like 224,224,3 or 32x32x3, got {text!r}") from None
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"--input-shape needs three positive sizes (height, width, channels), got {text!r}")
+    return dims
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="registered model name (see `keras-resnets list`)")
+    parser.add_argument("--input-shape", type=str, default=None, help="e.g. 224,224,3 (default: the model's)")
+    parser.add_argument("--classes", type=int, default=None, help="number of classes of the classifier")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any create_model keyword, value as JSON (e.g. --set shortcut='\"conv\"' --set output_stride=8)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def parse_overrides(pairs) -> dict:
+    """``["k=v", ...]`` with JSON values (bare words are strings) -> dict."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def run(args) -> int:
+    from keras_resnets.models.profile import profile_model
+    from keras_resnets.models.registry import create_model
+
+    overrides = parse_overrides(args.set)
+    if args.input_shape:
+        overrides["input_shape"] = _shape(args.input_shape)
+    if args.classes is not None:
+        overrides["classes"] = args.classes
+    profile = profile_model(create_model(args.model, **overrides))
+    print(json.dumps(profile.as_dict(), indent=2, default=list) if args.json else profile.format())
+    return 0

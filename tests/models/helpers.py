@@ -1,0 +1,36 @@
+"""Helpers shared by the model tests (Keras only, any backend)."""
+import numpy as np
+
+import keras
+from keras_resnets.models.registry import get_entry
+
+
+def small_input_shape(name: str) -> tuple:
+    """The smallest input that every stride of the model still sees (fast, and real code paths)."""
+    family = get_entry(name).family
+    return (64, 64, 3) if "seg" in family or "frontend" in family else (32, 32, 3)
+
+
+def trainable_count(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def weight_tensor_count(model) -> int:
+    """Convolution and dense kernels only (the convention of the pre-activation paper's tables)."""
+    return int(sum(np.prod(layer.kernel.shape) for layer in model.layers
+                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))))
+
+
+def random_images(shape, batch=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, *shape)).astype("float32")
+
+
+def assert_roundtrip(model, tmp_path, x):
+    """Save to .keras, load with safe_mode on, and compare inference outputs."""
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    expected = keras.ops.convert_to_numpy(keras.tree.flatten(model(x, training=False))[0])
+    got = keras.ops.convert_to_numpy(keras.tree.flatten(loaded(x, training=False))[0])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    return loaded

@@ -1,0 +1,58 @@
+"""Every registered model builds, runs and round-trips through .keras (safe_mode) on this backend."""
+import numpy as np
+import pytest
+
+import keras_resnets
+from keras_resnets.models.registry import get_entry
+
+from .helpers import assert_roundtrip, random_images, small_input_shape
+
+ALL_MODELS = keras_resnets.list_models()
+VERY_DEEP = {"cifar_resnet1202", "preact_resnet1001"}
+
+REQUIRED_NAMES = (
+    [f"resnet{d}" for d in (18, 34, 50, 101, 152, 200)]
+    + [f"resnet{d}_v2" for d in (18, 34, 50, 101, 152, 200)]
+    + [f"cifar_resnet{d}" for d in (20, 32, 44, 56, 110, 1202)]
+    + ["preact_resnet110", "preact_resnet164", "preact_resnet1001", "plain18", "plain34"]
+    + [f"cifar_plain{d}" for d in (20, 32, 44, 56, 110)]
+)
+
+
+def test_required_names_are_registered():
+    missing = sorted(set(REQUIRED_NAMES) - set(ALL_MODELS))
+    assert not missing, missing
+
+
+def test_list_models_pattern_and_family():
+    assert keras_resnets.list_models("resnet5*") == ["resnet50", "resnet50_v2"]
+    assert set(keras_resnets.list_models(family="plain")) == {"plain18", "plain34", *[f"cifar_plain{d}" for d in (20, 32, 44, 56, 110)]}
+    assert keras_resnets.list_models("no_such_*") == []
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_MODELS if n not in VERY_DEEP])
+def test_builds_runs_and_roundtrips(name, tmp_path):
+    shape = small_input_shape(name)
+    model = keras_resnets.create_model(name, input_shape=shape, classes=5)
+    x = random_images(shape)
+    y = model(x, training=False)
+    out = np.asarray(y)
+    assert out.shape[0] == 2 and np.isfinite(out).all()
+    loaded = assert_roundtrip(model, tmp_path, x)
+    assert loaded.name == model.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(VERY_DEEP))
+def test_very_deep_models_build_and_roundtrip(name, tmp_path):
+    model = keras_resnets.create_model(name, classes=10)
+    assert_roundtrip(model, tmp_path, random_images((32, 32, 3), batch=1))
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_model_documents_its_keywords(name):
+    entry = get_entry(name)
+    assert entry.description
+    keywords = entry.keywords()
+    for common in ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes", "classifier_activation"):
+        assert common in keywords, (name, common)

@@ -131,7 +131,7 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs):
 
 def _raise_on_failure(variant: str, section: dict, failed: list) -> None:
     if failed:
-        details = "; ".join(c["detail"] for c in section["checks"] if not c["passed"])
+        details = "; ".join(c["detail"] for c in section["checks"] if c["name"] in failed)
         raise VerificationError(f"{variant} failed verification ({', '.join(failed)}): {details}; nothing was written")
 
 

@@ -129,7 +129,7 @@ def _representative_generator(images):
 def _conversion_message(err: Exception) -> str:
     """Reduce the converter's multi-page error to the ops it could not express."""
     text = str(err)
-    ops = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", text)))
+    ops = sorted(set(re.findall(r"\b(tf\.[A-Z][A-Za-z0-9_]*)", text)))
     if ops:
         return (f"TFLite cannot express op(s) {', '.join(ops)} with its builtin operators; "
                 "replace the layer that uses them or export to saved_model instead")

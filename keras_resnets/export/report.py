@@ -77,7 +77,8 @@ def markdown_report(report: dict) -> str:
                   f"{ops['space_to_batch_ops']}"]
     if report.get("checks"):
         lines += ["", "## Checks", ""]
-        lines += [f"- [{'x' if c['passed'] else ' '}] {c['name']}: {c['detail']}" for c in report["checks"]]
+        lines += [f"- [{'x' if c['passed'] else ' '}] {c['name']}{'' if c.get('required', True) else ' (informational)'}: "
+                  f"{c['detail']}" for c in report["checks"]]
     auto = report.get("auto")
     if auto:
         lines += ["", "## Automatic choice", "", auto["reason"], "", "| variant | size KiB | median ms | drop | passed |",

@@ -17,6 +17,7 @@ _COMMANDS = {
     "list": ("keras_resnets.models.cli_list", "list registered models (optionally matching a pattern)"),
     "info": ("keras_resnets.models.cli_info", "parameters, FLOPs and per-stage output shapes of a model"),
     "train": ("keras_resnets.training.cli", "train a model on a dataset into a run directory (resumable)"),
+    "analyze": ("keras_resnets.training.analyze_cli", "parameters/FLOPs per model and per-unit gradient flow"),
     "export": ("keras_resnets.export.cli", "export a run or .keras file to SavedModel or verified TFLite"),
 }
 

@@ -1,0 +1,238 @@
+"""``tune``: the Python API of ``keras-resnets tune``.
+
+A search lives in ``runs/<run-name>/tune/``: ``search.json`` (its settings), KerasTuner's state
+(``oracle.json``, ``<tuner id>.json``, one ``trial_*/`` per trial with its values, metrics and best
+checkpoint) and the rendered results (``keras_resnets.tuning.report``). KerasTuner saves each trial
+when it ends, so a killed search resumes (``resume=True``) without re-running finished trials; the
+trial that was running starts over.
+
+Distributed search (KerasTuner's chief/worker mode): run the same command in several processes
+sharing the run directory, with ``KERASTUNER_ORACLE_IP``/``KERASTUNER_ORACLE_PORT`` set in all and
+``KERASTUNER_TUNER_ID=chief`` in one (it hands out trials and renders the report when the search
+ends) and ``tuner0``, ``tuner1``, ... in the workers (they train). See docs/tuning.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from keras_resnets.tuning.report import SEARCH_FILE, render_report
+from keras_resnets.tuning.space import SearchSpace
+
+PROJECT_NAME = "tune"
+# Settings a resumed search must share with the search it continues.
+_RESUME_KEYS = ("model", "dataset", "space", "tuner", "objective", "direction", "max_epochs", "max_trials",
+                "factor", "executions_per_trial", "recipe", "model_kwargs", "image_size", "channels",
+                "validation_split", "seed")
+
+
+@dataclass
+class SearchResult:
+    """What ``tune`` returns.
+
+    Attributes:
+        tune_dir: the search's directory (``runs/<name>/tune``).
+        best: the best trial (``trial_id``, ``score``, ``values``, ``epochs``) or ``None``.
+        paths: rendered artifact name -> path (``results.md``, ``heatmap.png``, ``best_config.json``...);
+            empty for a distributed worker, which leaves the report to the chief.
+        trials: every trial of the search (see ``keras_resnets.tuning.report.read_trials``).
+    """
+
+    tune_dir: str
+    best: dict | None
+    paths: dict
+    trials: list
+
+
+def distributed_role() -> str | None:
+    """``"chief"``, ``"worker"``, or ``None`` outside KerasTuner's distributed mode.
+
+    Raises:
+        ValueError: ``KERASTUNER_ORACLE_IP`` is set without the port or the tuner id.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if not os.environ.get(v)]
+    if missing:
+        raise ValueError(f"distributed search: KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not "
+                         f"(KERASTUNER_TUNER_ID: 'chief' for the chief, 'tuner0', 'tuner1', ... for workers)")
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def _check_resume(stored: dict, settings: dict, tune_dir: str) -> None:
+    for key in _RESUME_KEYS:
+        if json.dumps(stored.get(key), sort_keys=True) != json.dumps(settings.get(key), sort_keys=True):
+            raise ValueError(f"cannot resume {tune_dir!r}: {key} was {stored.get(key)!r}, now {settings.get(key)!r}; "
+                             f"resume with the same settings or choose another run name")
+
+
+def _check_model_values(model: str, space: SearchSpace, datasets, model_kwargs: dict,
+                        classifier_activation) -> None:
+    """Build the model once per value of each model keyword the space varies (before any trial)."""
+    import keras
+
+    from keras_resnets.models import create_model
+
+    info = datasets.info
+    for key in ("depth", "unit", "shortcut"):
+        for value in space.values.get(key, ()):
+            try:
+                create_model(model, input_shape=info.image_shape, classes=info.num_classes,
+                             classifier_activation=classifier_activation, **{**model_kwargs, key: value})
+            except ValueError as err:
+                raise ValueError(f"search space value {value!r} of {key!r} does not build {model!r}: {err}") from None
+            finally:
+                keras.backend.clear_session()
+
+
+def tune(
+    model: str = "cifar_resnet20",
+    dataset: str = "digits",
+    *,
+    space="study",
+    space_overrides: dict | None = None,
+    tuner: str = "grid",
+    objective: str = "val_accuracy",
+    direction: str | None = None,
+    max_epochs: int = 10,
+    max_trials: int | None = None,
+    factor: int = 3,
+    executions_per_trial: int = 1,
+    early_stopping_patience: int | None = None,
+    recipe: str = "cifar10_study",
+    model_kwargs: dict | None = None,
+    classifier_activation: str | None = "softmax",
+    data_dir: str | None = None,
+    image_size=None,
+    channels: int | None = None,
+    validation_split: float = 0.1,
+    download: bool = False,
+    datasets=None,
+    runs_dir: str = "runs",
+    run_name: str | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    xla="auto",
+    verbose: int = 0,
+) -> SearchResult:
+    """Search hyper-parameters of a registered model on a dataset; write results to ``runs/<name>/tune``.
+
+    Every argument is checked before the first trial (and before data loads where possible).
+
+    Args:
+        model: registry name, e.g. ``cifar_resnet20``.
+        dataset: ``digits`` (embedded, offline), ``folder`` or a TFDS name.
+        space: a space name (``keras_resnets.tuning.SPACES``: ``study`` is the CIFAR-10 study's
+            3 x 4 x 3 grid) or a mapping ``key -> values``.
+        space_overrides: ``key -> values`` replacing or adding keys of ``space``.
+        tuner: ``grid``, ``random``, ``bayesian`` or ``hyperband``.
+        objective: ``val_accuracy``, ``val_loss``, ``accuracy`` or ``loss``.
+        direction: ``max`` or ``min``; default ``min`` for losses, ``max`` otherwise.
+        max_epochs: epochs of a trial (Hyperband: the largest budget of a trial).
+        max_trials: trials of ``random``/``bayesian`` (default 10); caps ``grid``.
+        factor: Hyperband's reduction factor.
+        executions_per_trial: trainings per trial, averaged (noisy objectives).
+        early_stopping_patience: stop a trial after this many epochs without improvement.
+        recipe: the training recipe giving every value the space does not set.
+        model_kwargs: fixed ``create_model`` keywords (``{"depth": 8}``).
+        classifier_activation: output activation; ``None`` trains on logits.
+        data_dir, image_size, channels, validation_split, download: as for ``load_dataset``.
+        datasets: an already loaded ``Datasets`` to reuse (then ``dataset`` only names it).
+        runs_dir: parent folder of run directories.
+        run_name: the run directory (default ``tune-<model>-<dataset>-<time>``; required in
+            distributed mode, where every process must name the same one).
+        resume: continue the search in ``runs_dir/run_name/tune``; finished trials are not re-run.
+        seed: seed of the data order, the weights and the tuner's sampling.
+        xla: ``auto`` (on with accelerators, off on CPU, where it costs more than it saves), ``on``, ``off``.
+        verbose: Keras ``fit`` verbosity inside trials (0: only the per-trial progress lines).
+
+    Returns:
+        ``SearchResult``.
+
+    Raises:
+        ValueError: a bad argument, naming the value and the allowed ones; an existing search
+            without ``resume``; a resume with different settings.
+        keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
+    """
+    from keras_resnets.training import get_recipe, resolve_jit_compile
+    from keras_resnets.training.runs import write_json
+    from keras_resnets.tuning.tuners import TUNERS, build_tuner, make_objective
+
+    search_space = SearchSpace.from_spec(space, space_overrides)
+    if tuner not in TUNERS:
+        raise ValueError(f"unknown tuner {tuner!r}; allowed: {', '.join(TUNERS)}")
+    search_objective = make_objective(objective, direction)
+    base_recipe = get_recipe(recipe)
+    search_space.validate_model(model)
+    model_kwargs = dict(model_kwargs or {})
+    overlap = sorted(set(model_kwargs) & set(search_space.values))
+    if overlap:
+        raise ValueError(f"model keyword {overlap[0]!r} is both fixed (model_kwargs) and searched (space)")
+    jit_compile = resolve_jit_compile(xla)
+    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive integer; got {value!r}")
+    if early_stopping_patience is not None and (not isinstance(early_stopping_patience, int)
+                                                or early_stopping_patience < 1):
+        raise ValueError(f"early_stopping_patience must be a positive integer or None; got {early_stopping_patience!r}")
+    role = distributed_role()
+    if role and not run_name:
+        raise ValueError("distributed search: every process needs the same run_name (--run-name)")
+
+    run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tune_dir = os.path.join(runs_dir, run_name, PROJECT_NAME)
+    settings = {
+        "model": model, "dataset": dataset, "space": search_space.to_dict(), "tuner": tuner,
+        "objective": search_objective.name, "direction": search_objective.direction, "max_epochs": max_epochs,
+        "max_trials": max_trials, "factor": factor, "executions_per_trial": executions_per_trial,
+        "early_stopping_patience": early_stopping_patience, "recipe": recipe, "model_kwargs": model_kwargs,
+        "classifier_activation": classifier_activation, "data_dir": data_dir,
+        "image_size": list(image_size) if image_size else None, "channels": channels,
+        "validation_split": validation_split, "seed": seed, "xla": xla, "jit_compile": jit_compile,
+    }
+    search_file = os.path.join(tune_dir, SEARCH_FILE)
+    if role != "worker":
+        if os.path.exists(search_file):
+            if not resume:
+                raise ValueError(f"a search already exists in {tune_dir!r}; pass resume=True (--resume) to continue "
+                                 f"it or choose another run name (--run-name)")
+            with open(search_file) as f:
+                _check_resume(json.load(f), settings, tune_dir)
+        elif resume:
+            raise ValueError(f"cannot resume: {search_file!r} does not exist (no search named {run_name!r})")
+
+    if role != "chief" and datasets is None:
+        from keras_resnets.data import load_dataset
+
+        datasets = load_dataset(dataset, data_dir=data_dir, batch_size=base_recipe.batch_size,
+                                augment=base_recipe.augment, image_size=image_size, channels=channels,
+                                validation_split=validation_split, seed=seed, download=download)
+    if datasets is not None:
+        _check_model_values(model, search_space, datasets, model_kwargs, classifier_activation)
+
+    from keras_resnets.tuning.hypermodel import ResNetHyperModel
+
+    hypermodel = ResNetHyperModel(
+        model, search_space, datasets, epochs=max_epochs, recipe=base_recipe, model_kwargs=model_kwargs,
+        classifier_activation=classifier_activation, objective=search_objective,
+        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed,
+    )
+    os.makedirs(tune_dir, exist_ok=True)
+    if role != "worker" and not os.path.exists(search_file):
+        write_json(search_file, settings)
+    search_tuner = build_tuner(
+        tuner, hypermodel, objective=search_objective, directory=os.path.join(runs_dir, run_name),
+        project_name=PROJECT_NAME, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
+        executions_per_trial=executions_per_trial, seed=seed,
+    )
+    size = search_space.grid_size
+    print(f"search: {tuner} over {', '.join(f'{k} {list(v)}' for k, v in search_space.values.items())}"
+          f"{f' ({size} cells)' if size else ''}, {max_epochs} epochs per trial, objective {search_objective.name} "
+          f"({search_objective.direction}) -> {tune_dir}", flush=True)
+    search_tuner.search(verbose=verbose)
+    if role == "worker":
+        return SearchResult(tune_dir=tune_dir, best=None, paths={}, trials=[])
+    report = render_report(tune_dir)
+    return SearchResult(tune_dir=tune_dir, best=report["best"], paths=report["paths"], trials=report["trials"])

@@ -1,0 +1,152 @@
+"""The four search strategies, as KerasTuner tuners that print one progress line per trial.
+
+- ``grid``: every cell of the space (the study's 36), in order; ``max_trials`` can cap it.
+- ``random``: ``max_trials`` random cells.
+- ``bayesian``: Gaussian-process Bayesian optimisation over ``max_trials`` trials.
+- ``hyperband``: successive halving over epochs budgets up to ``max_epochs`` (Li et al., 2018).
+
+The tuners declare the space from ``ResNetHyperModel.declare_hyperparameters`` instead of
+KerasTuner's default of building a throw-away model at start-up.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import keras_tuner
+
+TUNERS = ("grid", "random", "bayesian", "hyperband")
+REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+DEFAULT_MAX_TRIALS = 10
+
+
+def make_objective(name: str = "val_accuracy", direction: str | None = None) -> keras_tuner.Objective:
+    """The search objective: a metric the models report, and whether to maximise it.
+
+    Args:
+        name: one of ``REPORTED_METRICS``.
+        direction: ``"max"`` or ``"min"``; default ``min`` for losses, ``max`` otherwise.
+
+    Raises:
+        ValueError: a metric the models do not report, or an unknown direction.
+    """
+    if name not in REPORTED_METRICS:
+        raise ValueError(f"objective {name!r} is not reported by the models; allowed: {', '.join(REPORTED_METRICS)}")
+    if direction is None:
+        direction = "min" if name.endswith("loss") else "max"
+    if direction not in ("max", "min"):
+        raise ValueError(f"unknown objective direction {direction!r}; allowed: max, min")
+    return keras_tuner.Objective(name, direction)
+
+
+class _PerTrialProgress:
+    """Tuner mixin: declare the space without building a model, and print one line per trial."""
+
+    def __init__(self, *args, total_trials: int | None = None, **kwargs):
+        self._total_trials = total_trials
+        self._trial_started = {}
+        super().__init__(*args, **kwargs)
+
+    def _populate_initial_space(self):
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
+    def on_trial_begin(self, trial):
+        self._trial_started[trial.trial_id] = time.perf_counter()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        finished = self.oracle.get_trial(trial.trial_id)
+        seconds = time.perf_counter() - self._trial_started.pop(trial.trial_id, time.perf_counter())
+        values = ", ".join(f"{k}={v}" for k, v in finished.hyperparameters.values.items()
+                           if not k.startswith("tuner/") or k == "tuner/epochs")
+        of = f"/{self._total_trials}" if self._total_trials else ""
+        objective = self.oracle.objective.name
+        if finished.score is None or (isinstance(finished.score, float) and math.isnan(finished.score)):
+            result = f"{str(finished.status).lower()}"
+        else:
+            best = self.oracle.get_best_trials(1)
+            best_text = f"; best {best[0].score:.4f}" if best and best[0].score is not None else ""
+            result = f"{objective} {finished.score:.4f}{best_text}"
+        print(f"trial {finished.trial_id}{of} [{self.tuner_id}] {values}: {result} ({seconds:.0f} s)", flush=True)
+
+
+class GridTuner(_PerTrialProgress, keras_tuner.GridSearch):
+    """``keras_tuner.GridSearch`` with per-trial progress lines."""
+
+
+class RandomTuner(_PerTrialProgress, keras_tuner.RandomSearch):
+    """``keras_tuner.RandomSearch`` with per-trial progress lines."""
+
+
+class BayesianTuner(_PerTrialProgress, keras_tuner.BayesianOptimization):
+    """``keras_tuner.BayesianOptimization`` with per-trial progress lines."""
+
+
+class HyperbandTuner(_PerTrialProgress, keras_tuner.Hyperband):
+    """``keras_tuner.Hyperband`` with per-trial progress lines."""
+
+
+def hyperband_trials(max_epochs: int, factor: int = 3) -> int:
+    """Trials (rungs included) one Hyperband iteration runs, as KerasTuner's oracle schedules them.
+
+    Args:
+        max_epochs: the largest budget of a trial.
+        factor: reduction factor between rungs.
+    """
+    oracle = keras_tuner.oracles.HyperbandOracle(objective="val_accuracy", max_epochs=max_epochs, factor=factor)
+    brackets = oracle._get_num_brackets()
+    return sum(oracle._get_size(bracket, rung) for bracket in range(brackets) for rung in range(bracket + 1))
+
+
+def build_tuner(name: str, hypermodel, *, objective: keras_tuner.Objective, directory: str,
+                project_name: str, max_epochs: int, max_trials: int | None = None, factor: int = 3,
+                executions_per_trial: int = 1, seed: int = 0):
+    """Create (or, when ``directory/project_name`` holds a search, reload) a tuner.
+
+    Args:
+        name: one of ``TUNERS``.
+        hypermodel: the ``ResNetHyperModel``.
+        objective: from ``make_objective``.
+        directory: parent folder of the search's state.
+        project_name: folder of the search's state under ``directory``.
+        max_epochs: epochs per trial (Hyperband: the largest budget).
+        max_trials: trials to run: default the whole grid for ``grid``, ``DEFAULT_MAX_TRIALS`` for
+            ``random`` and ``bayesian``; ignored by ``hyperband`` (its brackets fix the count).
+        factor: Hyperband's reduction factor.
+        executions_per_trial: trainings per trial, averaged (for noisy objectives).
+        seed: seed of the tuner's sampling.
+
+    Raises:
+        ValueError: unknown tuner, a grid over a continuous space, or bad counts.
+    """
+    if name not in TUNERS:
+        raise ValueError(f"unknown tuner {name!r}; allowed: {', '.join(TUNERS)}")
+    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial),
+                         ("max_trials", max_trials or 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive integer; got {value!r}")
+    if name == "hyperband" and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 2):
+        raise ValueError(f"factor must be an integer >= 2; got {factor!r}")
+    grid_size = hypermodel.space.grid_size
+    if name == "grid" and grid_size is None:
+        raise ValueError("the grid tuner needs a finite space; lr_ratio='continuous' needs tuner random, "
+                         "bayesian or hyperband")
+    common = dict(objective=objective, executions_per_trial=executions_per_trial, directory=directory,
+                  project_name=project_name, seed=seed, overwrite=False)
+    # A diverging cell (e.g. sigmoid at a high lr) fails its trial; it must not end the search.
+    failures = max(3, grid_size or DEFAULT_MAX_TRIALS)
+    if name == "grid":
+        trials = min(max_trials or grid_size, grid_size)
+        return GridTuner(hypermodel, max_trials=trials, total_trials=trials, max_consecutive_failed_trials=failures,
+                         **common)
+    if name == "hyperband":
+        return HyperbandTuner(hypermodel, max_epochs=max_epochs, factor=factor, hyperband_iterations=1,
+                              total_trials=hyperband_trials(max_epochs, factor),
+                              max_consecutive_failed_trials=failures, **common)
+    trials = max_trials or DEFAULT_MAX_TRIALS
+    tuner_class = RandomTuner if name == "random" else BayesianTuner
+    return tuner_class(hypermodel, max_trials=trials, total_trials=trials, max_consecutive_failed_trials=failures,
+                       **common)

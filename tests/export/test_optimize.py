@@ -33,7 +33,7 @@ def test_pruning_then_qat_end_to_end(fresh_run):
 
 
 def test_layer_tfmot_cannot_quantize_is_named(tmp_path):
-    from conftest import small_resnet, write_run
+    from export_helpers import small_resnet, write_run
 
     run = write_run(tmp_path / "leaky", small_resnet(activation="leaky_relu"))
     with pytest.raises(UnsupportedOperationError, match=r"layer 'activation(_\d+)?' \(Activation\) with activation 'leaky_relu'"):

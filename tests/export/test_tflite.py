@@ -48,7 +48,7 @@ def test_batchnorm_folds_into_convolutions_and_only_builtin_ops_remain(fresh_run
 
 
 def test_dilated_convolution_stays_one_op_at_batch_one_but_not_with_a_dynamic_batch(tmp_path):
-    from conftest import small_resnet, write_run
+    from export_helpers import small_resnet, write_run
 
     run = write_run(tmp_path / "dilated", small_resnet(dilation=2))
     edge = export_model(run, quantize="none", **FAST).report["operators"]
@@ -72,7 +72,7 @@ def test_auto_picks_a_variant_within_the_budget_and_says_why(fresh_run):
 
 
 def test_raw_pixel_model_normalises_itself(fresh_run):
-    from conftest import tflite_outputs
+    from export_helpers import tflite_outputs
     from keras_resnets.data import load_dataset
 
     result = export_model(fresh_run, quantize="none", include_preprocessing=True, **FAST)

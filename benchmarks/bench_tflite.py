@@ -1,0 +1,116 @@
+"""TFLite speed and size on this CPU: the figures in docs/export.md.
+
+1. Our ``resnet50`` exported for edge (static batch 1, full int8) vs keras.applications
+   ``ResNet50`` converted the standard way (``model.export`` SavedModel with a dynamic batch, then
+   ``TFLiteConverter`` full int8), same threads.
+2. int8 vs float32 of our ``resnet50``: latency and file size.
+3. A dilated segmentation model (``dilated_resnet50_seg``, output stride 8) exported for edge vs a
+   naive dynamic-batch conversion (float32): the naive graph keeps SPACE_TO_BATCH_ND /
+   BATCH_TO_SPACE_ND around every dilated convolution and cannot fold their BatchNormalization.
+
+Weights are random (latency does not depend on them); the int8 calibration uses random images.
+Run: ``.venv/bin/python benchmarks/bench_tflite.py [--threads 2] [--runs 50]``; writes
+``benchmarks/results/bench_tflite.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+
+def _latency_and_ops(flatbuffer: bytes, threads: int, runs: int) -> dict:
+    from keras_resnets.export.verify import TFLiteRunner
+
+    runner = TFLiteRunner(flatbuffer, num_threads=threads)
+    ops = runner.operators()
+    return {**runner.latency(runs=runs), "size_bytes": len(flatbuffer),
+            "space_to_batch_ops": ops.get("SPACE_TO_BATCH_ND", 0) + ops.get("BATCH_TO_SPACE_ND", 0),
+            "elementwise_ops": ops.get("MUL", 0) + ops.get("ADD", 0) + ops.get("SUB", 0)}
+
+
+def _ours(model, input_shape, precision: str, representative, workdir: Path, batch_size=1) -> bytes:
+    from keras_resnets.export import convert
+
+    path = workdir / f"{model.name}-{batch_size}"
+    if not path.exists():
+        convert.write_saved_model(model, path, input_shape=input_shape, batch_size=batch_size)
+    return convert.convert_saved_model(path, precision, representative=representative)
+
+
+def _standard_int8(model, representative, workdir: Path) -> bytes:
+    """The usual recipe: ``model.export`` (dynamic batch) + TFLiteConverter full integer."""
+    import tensorflow as tf
+
+    path = workdir / "applications_resnet50"
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([representative[i:i + 1]] for i in range(len(representative)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--calibration", type=int, default=16, help="random calibration images")
+    parser.add_argument("--seg-size", type=int, default=256, help="segmentation input height/width")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "bench_tflite.json"))
+    args = parser.parse_args(argv)
+
+    import keras
+
+    import keras_resnets
+
+    start = time.time()
+    rng = np.random.default_rng(0)
+    shape = (224, 224, 3)
+    calibration = rng.normal(size=(args.calibration, *shape)).astype(np.float32)
+    results = {"threads": args.threads, "runs": args.runs, "cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        ours = keras_resnets.create_model("resnet50", input_shape=shape, classes=1000)
+        results["ours_int8"] = _latency_and_ops(_ours(ours, shape, "int8", calibration, work), args.threads, args.runs)
+        results["ours_float32"] = _latency_and_ops(_ours(ours, shape, "float32", None, work), args.threads, args.runs)
+        reference = keras.applications.ResNet50(weights=None, input_shape=shape, classes=1000)
+        results["applications_int8"] = _latency_and_ops(_standard_int8(reference, calibration, work),
+                                                         args.threads, args.runs)
+        seg_shape = (args.seg_size, args.seg_size, 3)
+        seg = keras_resnets.create_model("dilated_resnet50_seg", input_shape=seg_shape)
+        results["seg_model"] = {"name": "dilated_resnet50_seg", "input_shape": list(seg_shape)}
+        results["seg_edge_float32"] = _latency_and_ops(_ours(seg, seg_shape, "float32", None, work),
+                                                        args.threads, args.runs)
+        results["seg_dynamic_float32"] = _latency_and_ops(
+            _ours(seg, seg_shape, "float32", None, work, batch_size=None), args.threads, args.runs)
+    results["ratios"] = {
+        "ours_int8_vs_applications_int8_latency": results["ours_int8"]["median_ms"]
+        / results["applications_int8"]["median_ms"],
+        "float32_vs_int8_speedup": results["ours_float32"]["median_ms"] / results["ours_int8"]["median_ms"],
+        "int8_vs_float32_size": results["ours_int8"]["size_bytes"] / results["ours_float32"]["size_bytes"],
+        "seg_dynamic_vs_edge_speedup": results["seg_dynamic_float32"]["median_ms"]
+        / results["seg_edge_float32"]["median_ms"],
+    }
+    results["wall_s"] = time.time() - start
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    for key in ("ours_int8", "applications_int8", "ours_float32", "seg_edge_float32", "seg_dynamic_float32"):
+        r = results[key]
+        print(f"{key:22s} median {r['median_ms']:8.2f} ms  p90 {r['p90_ms']:8.2f} ms  "
+              f"{r['size_bytes'] / 2**20:7.2f} MiB  space/batch ops {r['space_to_batch_ops']}")
+    for name, value in results["ratios"].items():
+        print(f"{name}: {value:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -158,11 +158,11 @@ def tune(
     """
     from keras_resnets.training import get_recipe, resolve_jit_compile
     from keras_resnets.training.runs import write_json
-    from keras_resnets.tuning.tuners import TUNERS, build_tuner, make_objective
+    from keras_resnets.tuning.tuners import build_tuner, make_objective, validate_settings
 
     search_space = SearchSpace.from_spec(space, space_overrides)
-    if tuner not in TUNERS:
-        raise ValueError(f"unknown tuner {tuner!r}; allowed: {', '.join(TUNERS)}")
+    validate_settings(tuner, search_space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
+                      executions_per_trial=executions_per_trial)
     search_objective = make_objective(objective, direction)
     base_recipe = get_recipe(recipe)
     search_space.validate_model(model)
@@ -171,9 +171,6 @@ def tune(
     if overlap:
         raise ValueError(f"model keyword {overlap[0]!r} is both fixed (model_kwargs) and searched (space)")
     jit_compile = resolve_jit_compile(xla)
-    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer; got {value!r}")
     if early_stopping_patience is not None and (not isinstance(early_stopping_patience, int)
                                                 or early_stopping_patience < 1):
         raise ValueError(f"early_stopping_patience must be a positive integer or None; got {early_stopping_patience!r}")

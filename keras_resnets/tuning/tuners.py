@@ -101,6 +101,27 @@ def hyperband_trials(max_epochs: int, factor: int = 3) -> int:
     return sum(oracle._get_size(bracket, rung) for bracket in range(brackets) for rung in range(bracket + 1))
 
 
+def validate_settings(name: str, space, *, max_epochs: int, max_trials: int | None, factor: int,
+                      executions_per_trial: int) -> None:
+    """Check a tuner's name and counts against a space (``build_tuner``'s arguments).
+
+    Raises:
+        ValueError: unknown tuner, a grid over a continuous space, or counts that are not positive
+            integers (Hyperband's ``factor``: >= 2).
+    """
+    if name not in TUNERS:
+        raise ValueError(f"unknown tuner {name!r}; allowed: {', '.join(TUNERS)}")
+    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial),
+                         ("max_trials", max_trials or 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive integer; got {value!r}")
+    if name == "hyperband" and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 2):
+        raise ValueError(f"factor must be an integer >= 2; got {factor!r}")
+    if name == "grid" and space.grid_size is None:
+        raise ValueError("the grid tuner needs a finite space; lr_ratio='continuous' needs tuner random, "
+                         "bayesian or hyperband")
+
+
 def build_tuner(name: str, hypermodel, *, objective: keras_tuner.Objective, directory: str,
                 project_name: str, max_epochs: int, max_trials: int | None = None, factor: int = 3,
                 executions_per_trial: int = 1, seed: int = 0):
@@ -122,18 +143,9 @@ def build_tuner(name: str, hypermodel, *, objective: keras_tuner.Objective, dire
     Raises:
         ValueError: unknown tuner, a grid over a continuous space, or bad counts.
     """
-    if name not in TUNERS:
-        raise ValueError(f"unknown tuner {name!r}; allowed: {', '.join(TUNERS)}")
-    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial),
-                         ("max_trials", max_trials or 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer; got {value!r}")
-    if name == "hyperband" and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 2):
-        raise ValueError(f"factor must be an integer >= 2; got {factor!r}")
+    validate_settings(name, hypermodel.space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
+                      executions_per_trial=executions_per_trial)
     grid_size = hypermodel.space.grid_size
-    if name == "grid" and grid_size is None:
-        raise ValueError("the grid tuner needs a finite space; lr_ratio='continuous' needs tuner random, "
-                         "bayesian or hyperband")
     common = dict(objective=objective, executions_per_trial=executions_per_trial, directory=directory,
                   project_name=project_name, seed=seed, overwrite=False)
     # A diverging cell (e.g. sigmoid at a high lr) fails its trial; it must not end the search.

@@ -229,8 +229,7 @@ def plot_heatmap(search: dict, table: dict, path: str, as_percent: bool) -> None
                      for r in rows], dtype=float)
     shown = grid * 100 if as_percent else grid
     fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(columns), 1.2 + 0.45 * len(rows)))
-    cmap = matplotlib.colormaps["viridis" if search["direction"] == "max" else "viridis_r"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["viridis" if search["direction"] == "max" else "viridis_r"].with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto")
     for i in range(len(rows)):
         for j in range(len(columns)):

@@ -63,11 +63,29 @@ def print_summary(result, started: float) -> bool:
     return passed
 
 
+def compare_with_tflite(result) -> None:
+    """Extra step: export the best model for edge (``--quantize auto``) and compare it with Keras."""
+    from keras_resnets.export import export_model
+
+    exported = export_model(result.run_dir, quantize="auto", force=True)
+    report = exported.report
+    accuracy, latency = report["accuracy"], report["latency"]
+    float32 = next(c for c in report["auto"]["candidates"] if c["precision"] == "float32")
+    print("[export] Keras vs TFLite (held-out test set)")
+    print(f"  Keras top-1     {accuracy['keras_top1']:.2f}%")
+    print(f"  TFLite top-1    {accuracy['tflite_top1']:.2f}%  ({report['precision']}, drop "
+          f"{accuracy['drop_points']:.2f} points, {accuracy['prediction_agreement']:.1f}% same predictions)")
+    print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report['size_vs_float32']:.2f}x float32), "
+          f"median {latency['median_ms']:.2f} ms vs float32 {float32['median_ms']:.2f} ms, {latency['threads']} threads")
+    print(f"  artifact        {exported.artifact}  (report {exported.report_md})")
+
+
 def main() -> int:
     started = time.perf_counter()
     datasets = describe_data()
     result = train_model(datasets)
     passed = print_summary(result, started)
+    compare_with_tflite(result)
     return 0 if passed else 1
 
 

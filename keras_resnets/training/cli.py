@@ -19,6 +19,7 @@ SCHEDULES = ("lr_ratio", "milestones", "cosine", "constant")
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 XLA_MODES = ("auto", "on", "off")
+DISTRIBUTE_MODES = ("data_parallel", "mirrored")
 
 
 def _image_size(text: str):
@@ -90,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--xla", default="auto", help=f"{', '.join(XLA_MODES)}: auto = on with GPU/TPU, off on CPU")
     run.add_argument("--precision", default="float32", help=f"{', '.join(PRECISIONS)}")
     run.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    run.add_argument("--distribute", help=f"data-parallel training: {', '.join(DISTRIBUTE_MODES)} "
+                                          "(data_parallel: KERAS_BACKEND=jax, all devices, several machines via "
+                                          "KERAS_DISTRIBUTION_* variables; mirrored: TensorFlow, one machine's GPUs; "
+                                          "see docs/distributed.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             image_size=args.image_size, channels=args.channels, validation_split=args.validation_split,
             download=args.download, runs_dir=args.runs_dir, run_name=args.run_name, resume=args.resume,
             seed=args.seed, deterministic=args.deterministic, xla=args.xla, precision=args.precision,
-            verbose=2 if args.quiet else "auto",
+            distribute=args.distribute, verbose=2 if args.quiet else "auto",
         )
     except (DatasetUnavailableError, TrainingDivergedError) as err:
         print(f"keras-resnets train: error: {err}", file=sys.stderr)

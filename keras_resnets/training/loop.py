@@ -239,6 +239,7 @@ def train(
     xla="auto",
     precision: str = "float32",
     strategy=None,
+    distribute: str | None = None,
     callbacks=(),
     verbose="auto",
 ) -> RunResult:
@@ -267,6 +268,9 @@ def train(
         xla: ``auto`` (on with accelerators, off on CPU), ``on`` or ``off``.
         precision: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
         strategy: a ``tf.distribute.Strategy`` to build and train under.
+        distribute: data-parallel training: ``data_parallel`` (JAX backend, ``keras.distribution``;
+            several processes via ``KERAS_DISTRIBUTION_*``) or ``mirrored`` (TensorFlow backend,
+            ``MirroredStrategy``); see ``keras_resnets.training.distributed``.
         callbacks: extra Keras callbacks.
         verbose: Keras verbosity.
 
@@ -279,6 +283,11 @@ def train(
         keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
     """
+    arguments = dict(locals())  # exactly train's arguments: the distributed path re-enters train with them
+    from keras_resnets.training import distributed
+
+    if distribute is not None:
+        return distributed.train_distributed(train, arguments)
     from keras_resnets.data import load_dataset
     from keras_resnets.models import create_model, get_entry
 
@@ -306,6 +315,7 @@ def train(
         expand=run_recipe.expand, image_size=image_size, channels=channels,
         validation_split=validation_split, seed=seed, download=download,
     )
+    data = distributed.shard_ready(data)  # unchanged unless a keras.distribution spans several devices
     steps = data.steps_per_epoch
     total_epochs = run_recipe.epochs or math.ceil(run_recipe.iterations / steps)
     run_recipe = recipes_lib.with_overrides(run_recipe, epochs=total_epochs)

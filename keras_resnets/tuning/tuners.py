@@ -1,6 +1,7 @@
 """The four search strategies, as KerasTuner tuners that print one progress line per trial.
 
-- ``grid``: every cell of the space (the study's 36), in order; ``max_trials`` can cap it.
+- ``grid``: every cell of the space (the study's 36), in order; ``max_trials`` can cap it. Its
+  oracle saves its enumeration state, so a killed grid search resumes (KerasTuner's does not).
 - ``random``: ``max_trials`` random cells.
 - ``bayesian``: Gaussian-process Bayesian optimisation over ``max_trials`` trials.
 - ``hyperband``: successive halving over epochs budgets up to ``max_epochs`` (Li et al., 2018).
@@ -14,6 +15,7 @@ import math
 import time
 
 import keras_tuner
+from keras_tuner.src.tuners import gridsearch
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
@@ -73,8 +75,49 @@ class _PerTrialProgress:
         print(f"trial {finished.trial_id}{of} [{self.tuner_id}] {values}: {result} ({seconds:.0f} s)", flush=True)
 
 
-class GridTuner(_PerTrialProgress, keras_tuner.GridSearch):
-    """``keras_tuner.GridSearch`` with per-trial progress lines."""
+class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """``GridSearchOracle`` whose enumeration state survives a reload.
+
+    KerasTuner 1.4 keeps the grid's order of visited cells and its queue of cells to extend in
+    memory only, so a grid search reloaded after a kill fails with a ``KeyError`` on its first
+    finished trial. This oracle saves both with the rest of its state.
+    """
+
+    def get_state(self):
+        state = super().get_state()
+        order, index = [], self._ordered_ids._next_index[None]
+        while index is not None:
+            order.append(self._ordered_ids._memory[index])
+            index = self._ordered_ids._next_index[index]
+        state["grid_order"] = order
+        state["grid_populate_next"] = list(self._populate_next)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._ordered_ids = gridsearch.LinkedList()
+        for trial_id in state.get("grid_order", []):
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(state.get("grid_populate_next", []))
+
+
+class GridTuner(_PerTrialProgress, keras_tuner.Tuner):
+    """Grid search (``ResumableGridSearchOracle``) with per-trial progress lines.
+
+    Args:
+        hypermodel: the ``ResNetHyperModel``.
+        objective: the search objective.
+        max_trials: cells to run at most.
+        seed: seed of the oracle.
+        max_consecutive_failed_trials: failed trials in a row that end the search.
+        **kwargs: ``keras_tuner.Tuner`` arguments (directory, project_name, executions_per_trial...)
+            and ``total_trials`` for the progress lines.
+    """
+
+    def __init__(self, hypermodel, *, objective, max_trials, seed, max_consecutive_failed_trials, **kwargs):
+        oracle = ResumableGridSearchOracle(objective=objective, max_trials=max_trials, seed=seed,
+                                           max_consecutive_failed_trials=max_consecutive_failed_trials)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
 class RandomTuner(_PerTrialProgress, keras_tuner.RandomSearch):
@@ -147,7 +190,7 @@ def build_tuner(name: str, hypermodel, *, objective: keras_tuner.Objective, dire
                       executions_per_trial=executions_per_trial)
     grid_size = hypermodel.space.grid_size
     common = dict(objective=objective, executions_per_trial=executions_per_trial, directory=directory,
-                  project_name=project_name, seed=seed, overwrite=False)
+                  project_name=project_name, seed=seed)
     # A diverging cell (e.g. sigmoid at a high lr) fails its trial; it must not end the search.
     failures = max(3, grid_size or DEFAULT_MAX_TRIALS)
     if name == "grid":

@@ -1,4 +1,4 @@
-"""``keras-resnets info MODEL``: parameters, FLOPs and per-stage output shapes."""
+"""``keras-resnets info MODEL``: parameters, FLOPs and per-stage output shapes, or receptive fields."""
 from __future__ import annotations
 
 import json
@@ -20,6 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--classes", type=int, default=None, help="number of classes of the classifier")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any create_model keyword, value as JSON (e.g. --set shortcut='\"conv\"' --set output_stride=8)")
+    parser.add_argument("--receptive-field", action="store_true",
+                        help="per-layer receptive field size, jump and effective stride instead of the profile")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -46,6 +48,15 @@ def run(args) -> int:
         overrides["input_shape"] = _shape(args.input_shape)
     if args.classes is not None:
         overrides["classes"] = args.classes
-    profile = profile_model(create_model(args.model, **overrides))
+    model = create_model(args.model, **overrides)
+    if args.receptive_field:
+        import dataclasses
+
+        from keras_resnets.models.receptive_field import format_receptive_fields, receptive_fields
+
+        rows = receptive_fields(model)
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if args.json else format_receptive_fields(rows))
+        return 0
+    profile = profile_model(model)
     print(json.dumps(profile.as_dict(), indent=2, default=list) if args.json else profile.format())
     return 0

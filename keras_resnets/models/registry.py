@@ -2,7 +2,7 @@
 
     >>> import keras_resnets
     >>> keras_resnets.list_models("cifar_resnet*")[:3]
-    ['cifar_resnet110', 'cifar_resnet1202', 'cifar_resnet20']
+    ['cifar_resnet20', 'cifar_resnet32', 'cifar_resnet44']
     >>> model = keras_resnets.create_model("preact_resnet164", shortcut="exclusive_gating", classes=10)
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import fnmatch
 import inspect
+import re
 from typing import Callable
 
 import keras
@@ -66,10 +67,16 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
+def _natural_key(name: str):
+    """Sort resnet18 before resnet101: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (and ``family``), sorted."""
+    """Registered model names matching a shell-style ``pattern`` (and ``family``), in natural order."""
     return sorted(
-        n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family)
+        (n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family)),
+        key=_natural_key,
     )
 
 

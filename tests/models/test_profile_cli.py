@@ -32,3 +32,9 @@ def test_cli_bad_model_is_one_line():
     assert lines == ["keras-resnets info: error: unknown model 'resnet51'; did you mean resnet50, resnet18, resnet152? "
                      "(see keras_resnets.list_models(); " + f"{len(keras_resnets.list_models())} registered)"]
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_info_receptive_field(capsys):
+    assert main(["info", "dilation8_context", "--set", "fc_width=8", "--input-shape", "64,64,3", "--receptive-field"]) == 0
+    out = capsys.readouterr().out
+    assert "context" in out and "rf" in out.lower()

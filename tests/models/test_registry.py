@@ -5,7 +5,7 @@ import pytest
 import keras_resnets
 from keras_resnets.models.registry import get_entry
 
-from .helpers import assert_roundtrip, random_images, small_input_shape
+from .helpers import assert_roundtrip, random_images, small_overrides
 
 ALL_MODELS = keras_resnets.list_models()
 VERY_DEEP = {"cifar_resnet1202", "preact_resnet1001"}
@@ -32,9 +32,9 @@ def test_list_models_pattern_and_family():
 
 @pytest.mark.parametrize("name", [n for n in ALL_MODELS if n not in VERY_DEEP])
 def test_builds_runs_and_roundtrips(name, tmp_path):
-    shape = small_input_shape(name)
-    model = keras_resnets.create_model(name, input_shape=shape, classes=5)
-    x = random_images(shape)
+    overrides = small_overrides(name)
+    model = keras_resnets.create_model(name, **overrides)
+    x = random_images(overrides["input_shape"])
     y = model(x, training=False)
     out = np.asarray(y)
     assert out.shape[0] == 2 and np.isfinite(out).all()

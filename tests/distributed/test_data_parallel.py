@@ -22,7 +22,8 @@ CHILD = os.path.join(HERE, "train_child.py")
 RUN_DEADLINE_S = 420  # three JAX processes compiling on two shared cores; a quiet machine needs ~90 s
 ERROR_DEADLINE_S = 120
 # Distributed and single-process losses differ only by float summation order (all-reduce vs one
-# device): measured relative differences are ~1e-6; this bound still catches a wrong batch split.
+# device): they agreed to every digit Keras prints (0.9827, 0.2322); this bound still catches a
+# wrong batch split or per-process BatchNormalization statistics.
 LOSS_RTOL = 1e-4
 
 

@@ -22,6 +22,7 @@ setup(
         # Everything a CPU machine needs for data, training, tuning and export.
         "tf": [
             "tensorflow-cpu>=2.21,<2.22",
+            "tensorboard>=2.21,<2.22",
             "tensorflow-datasets>=4.9.10",
             "keras-tuner==1.4.8",
             "tensorflow-model-optimization==0.8.1",

@@ -41,3 +41,16 @@ def assert_roundtrip(model, tmp_path, x):
     got = keras.ops.convert_to_numpy(keras.tree.flatten(loaded(x, training=False))[0])
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
     return loaded
+
+
+def randomise_statistics(model, seed=0):
+    """Give BN statistics and conv biases non-trivial values, so weight ports are really exercised."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape)])

@@ -7,6 +7,8 @@ import keras_resnets
 from keras_resnets.models.densenet import DenseNet, cifar_block_depth
 from keras_resnets.models.port import from_keras_applications
 
+from .helpers import randomise_statistics
+
 
 def trainable_params(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -86,18 +88,9 @@ def test_cifar_depth_of_wrong_form_raises():
         keras_resnets.create_model("cifar_densenet40", depth=41)
 
 
-def _randomise_batch_norm_statistics(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-
-
 def _check_port(application, our_name):
     source = application(weights=None, input_shape=(64, 64, 3), classes=7, classifier_activation=None)
-    _randomise_batch_norm_statistics(source)
+    randomise_statistics(source)
     ported = from_keras_applications(source)
     assert ported.name == our_name
     images = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype("float32")

@@ -6,18 +6,7 @@ import pytest
 import keras_resnets
 from keras_resnets.models.port import IMAGENET_PORTS
 
-
-def _randomise_statistics(model, seed=0):
-    """Give BN statistics and conv biases non-trivial values so the bias folding is really exercised."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape)])
+from .helpers import randomise_statistics
 
 
 APPLICATIONS = ["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2"]
@@ -26,7 +15,7 @@ APPLICATIONS = ["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2
 @pytest.mark.parametrize("application", APPLICATIONS)
 def test_port_gives_same_predictions(application):
     source = getattr(keras.applications, application)(weights=None, input_shape=(64, 64, 3), classes=7)
-    _randomise_statistics(source)
+    randomise_statistics(source)
     ours = keras_resnets.from_keras_applications(source)
     x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(source(x, training=False))

@@ -52,14 +52,30 @@ def _lr_ratio(values: dict):
     return values.get(COLUMN_KEY)
 
 
-def _epochs_trained(trial: dict, objective: str) -> int:
-    """Epochs a trial trained: one metric observation per epoch and execution."""
-    metric = trial.get("metrics", {}).get("metrics", {}).get(objective, {})
-    return sum(len(obs.get("value", [])) for obs in metric.get("observations", []))
+def _epochs_trained(trial_dir: str, raw: dict, search: dict) -> int:
+    """Epochs a finished trial trained, over all its executions.
+
+    Read from the trial's ``epochs.json`` (written by the tuners); for a search without it, the
+    trial's budget (Hyperband: its epochs minus its parent's; else ``max_epochs``) times the
+    executions, which is exact unless early stopping cut the trial short.
+    """
+    path = os.path.join(trial_dir, "epochs.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return int(json.load(f)["epochs"])
+    if raw.get("status") != "COMPLETED":
+        return 0
+    values = raw.get("hyperparameters", {}).get("values", {})
+    budget = values.get("tuner/epochs", search["max_epochs"]) - values.get("tuner/initial_epoch", 0)
+    return int(budget) * int(search.get("executions_per_trial", 1))
 
 
-def read_trials(tune_dir: str, objective: str) -> list:
+def read_trials(tune_dir: str, search: dict) -> list:
     """Every trial of a search directory, in trial-id order.
+
+    Args:
+        tune_dir: the search's directory.
+        search: the search's settings (``read_search``).
 
     Returns:
         A list of dicts: ``trial_id``, ``status``, ``score`` (``None`` unless completed), ``epochs``
@@ -80,7 +96,7 @@ def read_trials(tune_dir: str, objective: str) -> list:
             "trial_id": raw["trial_id"],
             "status": raw.get("status"),
             "score": float(score) if completed else None,
-            "epochs": _epochs_trained(raw, objective),
+            "epochs": _epochs_trained(os.path.dirname(path), raw, search),
             "budget": hp_values.get("tuner/epochs"),
             "values": values,
         })
@@ -267,7 +283,7 @@ def render_report(tune_dir: str) -> dict:
     if not os.path.exists(os.path.join(tune_dir, SEARCH_FILE)) and os.path.isdir(os.path.join(tune_dir, "tune")):
         tune_dir = os.path.join(tune_dir, "tune")
     search = read_search(tune_dir)
-    trials = read_trials(tune_dir, search["objective"])
+    trials = read_trials(tune_dir, search)
     table = study_table(trials, search["space"], search["direction"])
     best = best_trial(trials, search["direction"])
     as_percent = search["objective"].endswith("accuracy")

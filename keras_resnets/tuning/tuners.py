@@ -11,13 +11,16 @@ KerasTuner's default of building a throw-away model at start-up.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 
 import keras_tuner
 from keras_tuner.src.tuners import gridsearch
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
+EPOCHS_FILE = "epochs.json"  # per trial: epochs trained over all executions
 REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 DEFAULT_MAX_TRIALS = 10
 
@@ -42,7 +45,8 @@ def make_objective(name: str = "val_accuracy", direction: str | None = None) -> 
 
 
 class _PerTrialProgress:
-    """Tuner mixin: declare the space without building a model, and print one line per trial."""
+    """Tuner mixin: declare the space without building a model, record each trial's epochs trained
+    (``trial_*/epochs.json``; KerasTuner keeps only the best epoch's metrics), print one line per trial."""
 
     def __init__(self, *args, total_trials: int | None = None, **kwargs):
         self._total_trials = total_trials
@@ -54,6 +58,13 @@ class _PerTrialProgress:
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
+    def run_trial(self, trial, *args, **kwargs):
+        histories = super().run_trial(trial, *args, **kwargs)
+        epochs = sum(len(history.epoch) for history in histories)
+        with open(os.path.join(self.get_trial_dir(trial.trial_id), EPOCHS_FILE), "w") as f:
+            json.dump({"epochs": epochs}, f)
+        return histories
+
     def on_trial_begin(self, trial):
         self._trial_started[trial.trial_id] = time.perf_counter()
         super().on_trial_begin(trial)
@@ -62,7 +73,8 @@ class _PerTrialProgress:
         super().on_trial_end(trial)
         finished = self.oracle.get_trial(trial.trial_id)
         seconds = time.perf_counter() - self._trial_started.pop(trial.trial_id, time.perf_counter())
-        values = ", ".join(f"{k}={v}" for k, v in finished.hyperparameters.values.items()
+        values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in finished.hyperparameters.values.items()
                            if not k.startswith("tuner/") or k == "tuner/epochs")
         of = f"/{self._total_trials}" if self._total_trials else ""
         objective = self.oracle.objective.name

@@ -34,8 +34,6 @@ def test_chief_and_two_workers_run_every_trial_once(tmp_path):
                                  KERASTUNER_ORACLE_PORT=str(port))
             processes[tuner_id] = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
                                                    stderr=subprocess.STDOUT, text=True)
-            if tuner_id == "chief":
-                time.sleep(2)  # the chief writes search.json before the workers look for it
         outputs = {}
         deadline = time.monotonic() + PROCESS_TIMEOUT
         for tuner_id, process in processes.items():

@@ -6,7 +6,7 @@ trains each of the 36 cells for ``--max-epochs`` epochs; Hyperband's largest bud
 grid's best, at what share of the grid's epochs and wall time, and the mean wall time per trial,
 and writes the figures into docs/tuning.md (between the ``bench_tuner_efficiency`` markers).
 
-    .venv/bin/python benchmarks/bench_tuner_efficiency.py              # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/bench_tuner_efficiency.py              # ~20 min on 2 busy CPU cores
     .venv/bin/python benchmarks/bench_tuner_efficiency.py --max-epochs 3 --no-docs   # quick look
 """
 from __future__ import annotations
@@ -63,7 +63,8 @@ def format_figures(args, grid: dict, hyperband: dict, num_validation: int) -> st
         f"| Hyperband | {hyperband['trials']} | {hyperband['epochs']} | {hyperband['seconds']:.0f} s | "
         f"{100 * hyperband['best']:.2f} % | {values} |",
         "",
-        f"Hyperband's best is {gap:+.2f} points from the grid's best (goal: within 0.5) at {share:.0%} of the grid's "
+        f"Hyperband's best is {abs(gap):.2f} points {'below' if gap >= 0 else 'above'} the grid's best "
+        f"(goal: within 0.5) at {share:.0%} of the grid's "
         f"epochs (goal: at most 33 %) and {hyperband['seconds'] / grid['seconds']:.0%} of its wall time; "
         f"mean wall time per trial: grid {grid['seconds'] / grid['trials']:.1f} s, Hyperband "
         f"{hyperband['seconds'] / hyperband['trials']:.1f} s. "

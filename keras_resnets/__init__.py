@@ -11,6 +11,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "from_keras_applications": "keras_resnets.models.port",
     "profile_model": "keras_resnets.models.profile",
+    "train": "keras_resnets.training",
+    "tune": "keras_resnets.tuning",
+    "export_model": "keras_resnets.export",
 }
 
 

@@ -27,7 +27,7 @@ test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n 2 -q --durations=15 tests
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -n 2 -q -m "not tf_only" tests/models
+	KERAS_BACKEND=jax $(PY) -m pytest -n 2 -q -m "not tf_only and not backend_independent" tests/models
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

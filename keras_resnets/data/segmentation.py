@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from keras_resnets.data.datasets import DatasetInfo
-from keras_resnets.data.sources import DEFAULT_DATA_DIR, DatasetUnavailableError, _tfds_missing_message
+from keras_resnets.data.sources import DEFAULT_DATA_DIR, ensure_prepared
 
 IGNORE_LABEL = 255
 SHAPE_CLASSES = ("background", "circle", "rectangle", "triangle")
@@ -170,13 +170,7 @@ def load_oxford_pets(data_dir=None, image_size: int = 128, batch_size: int = 16,
     name = "oxford_iiit_pet"
     data_dir = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
     builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        if not download:
-            raise DatasetUnavailableError(_tfds_missing_message(name, data_dir, "no prepared files"))
-        try:
-            builder.download_and_prepare()
-        except Exception as err:
-            raise DatasetUnavailableError(_tfds_missing_message(name, data_dir, f"download failed: {err}")) from None
+    ensure_prepared(builder, name, data_dir, download)
     mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
     lookup = tf.constant([IGNORE_LABEL, 0, 1, border_label], tf.int32)  # trimap value -> class
 

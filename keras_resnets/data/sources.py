@@ -125,6 +125,25 @@ def _tfds_split(builder, split: str, image_size, channels):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def ensure_prepared(builder, name: str, data_dir: str, download: bool) -> None:
+    """Make sure a TFDS ``builder``'s files are in ``data_dir``: download them if allowed, else explain.
+
+    Raises:
+        DatasetUnavailableError: not prepared and ``download`` is off, or the download failed; the
+            message says where the files go and how to prepare them.
+    """
+    if builder.is_prepared():
+        return
+    if not download:
+        raise DatasetUnavailableError(_tfds_missing_message(name, data_dir, "no prepared files"))
+    try:
+        builder.download_and_prepare()
+    except Exception as err:  # no network: urllib/requests errors from deep inside TFDS
+        raise DatasetUnavailableError(
+            _tfds_missing_message(name, data_dir, f"download failed: {type(err).__name__}")
+        ) from None
+
+
 def load_tfds(name: str, data_dir=None, image_size=None, channels=None, validation_split: float = 0.1,
               download: bool = False, seed: int = 0) -> ImageArrays:
     """A TFDS image-classification dataset (cifar10, cifar100, imagenette, ...) from ``data_dir``.
@@ -154,15 +173,7 @@ def load_tfds(name: str, data_dir=None, image_size=None, channels=None, validati
             f"unknown dataset {name!r}; allowed: {DIGITS!r}, {FOLDER!r} (with data_dir) or a TFDS "
             f"image-classification name such as cifar10, cifar100, imagenette ({type(err).__name__})"
         ) from None
-    if not builder.is_prepared():
-        if not download:
-            raise DatasetUnavailableError(_tfds_missing_message(name, data_dir, "no prepared files"))
-        try:
-            builder.download_and_prepare()
-        except Exception as err:
-            raise DatasetUnavailableError(
-                _tfds_missing_message(name, data_dir, f"download failed: {type(err).__name__}")
-            ) from None
+    ensure_prepared(builder, name, data_dir, download)
     splits = builder.info.splits
     test_split = "test" if "test" in splits else "validation"
     x_all, y_all = _tfds_split(builder, "train", image_size, channels)

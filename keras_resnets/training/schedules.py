@@ -71,7 +71,7 @@ def _warmup_lr(lr: float, warmup_lr) -> float:
 
 
 def lr_ratio_schedule(lr: float, total_steps: int, ratio="5:3:2", warmup_steps: int = 0,
-                      warmup_lr: float | None = None) -> PiecewiseSchedule:
+                      warmup_lr: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
     """The study's schedule: shares ``a:b:c`` of ``total_steps`` at lr, lr/10 and lr/100.
 
     With ``total_steps=100`` and ``"5:3:2"``: steps 0-49 at lr, 50-79 at lr/10, 80-99 at lr/100.
@@ -90,7 +90,7 @@ def lr_ratio_schedule(lr: float, total_steps: int, ratio="5:3:2", warmup_steps: 
 
 
 def milestone_schedule(lr: float, milestones=PAPER_MILESTONES, gamma: float = 0.1, warmup_steps: int = 0,
-                       warmup_lr: float | None = None) -> PiecewiseSchedule:
+                       warmup_lr: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
     """Multiply the rate by ``gamma`` at each milestone iteration (He et al.: 32k and 48k).
 
     Args:

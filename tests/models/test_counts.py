@@ -6,6 +6,9 @@ import keras_resnets
 
 from .helpers import trainable_count, weight_tensor_count
 
+# Run once, on the TensorFlow backend: parameter counts do not depend on the backend.
+pytestmark = pytest.mark.backend_independent
+
 # ImageNet, 1000 classes, no conv bias before BN: the counts torchvision and the papers' code give.
 IMAGENET_TRAINABLE = {
     "resnet18": 11_689_512,

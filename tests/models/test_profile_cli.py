@@ -2,9 +2,14 @@
 import subprocess
 import sys
 
+import pytest
+
 import keras_resnets
 from keras_resnets.cli import main
 from keras_resnets.models.profile import profile_model
+
+# Run once, on the TensorFlow backend: profiles and the CLI do not depend on the backend.
+pytestmark = pytest.mark.backend_independent
 
 
 def test_profile_resnet50_matches_the_paper():

@@ -2,8 +2,13 @@
 import inspect
 import pathlib
 
+import pytest
+
 import keras_resnets
 from keras_resnets.models import ResNet
+
+# Run once, on the TensorFlow backend: the README does not depend on the backend.
+pytestmark = pytest.mark.backend_independent
 
 README = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 

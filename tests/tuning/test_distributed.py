@@ -1,6 +1,5 @@
 """KerasTuner's chief/worker mode on loopback: a chief and two workers share one search directory."""
 import json
-import os
 import re
 import socket
 import subprocess

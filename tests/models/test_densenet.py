@@ -14,6 +14,10 @@ def trainable_params(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+BACKEND_INDEPENDENT = pytest.mark.backend_independent  # counts and ports of big nets: checked on TensorFlow
+
+
+@BACKEND_INDEPENDENT
 def test_densenet121_trainable_params_match_keras_applications():
     model = keras_resnets.create_model("densenet121")
     assert trainable_params(model) == 7_978_856
@@ -30,6 +34,7 @@ PAPER_PARAMS = {
 LARGE_PAPER_PARAMS = {"cifar_densenet_bc250": 15.3, "cifar_densenet_bc190": 25.6}
 
 
+@BACKEND_INDEPENDENT
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
 def test_cifar_densenet_params_match_paper(name):
     model = keras_resnets.create_model(name)
@@ -38,6 +43,7 @@ def test_cifar_densenet_params_match_paper(name):
 
 
 @pytest.mark.slow
+@BACKEND_INDEPENDENT
 @pytest.mark.parametrize("name", sorted(LARGE_PAPER_PARAMS))
 def test_large_cifar_densenet_params_match_paper(name):
     assert round(trainable_params(keras_resnets.create_model(name)) / 1e6, 1) == LARGE_PAPER_PARAMS[name]
@@ -105,6 +111,7 @@ def test_port_densenet121_gives_equal_predictions():
 
 
 @pytest.mark.slow
+@BACKEND_INDEPENDENT
 @pytest.mark.parametrize("application, our_name", [(keras.applications.DenseNet169, "densenet169"),
                                                    (keras.applications.DenseNet201, "densenet201")])
 def test_port_densenet169_201_give_equal_predictions(application, our_name):

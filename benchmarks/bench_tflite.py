@@ -9,6 +9,8 @@
    BATCH_TO_SPACE_ND around every dilated convolution and cannot fold their BatchNormalization.
 
 Weights are random (latency does not depend on them); the int8 calibration uses random images.
+Latencies are measured in alternating rounds after all models are converted, so no model gains from
+being timed first or last.
 Run: ``.venv/bin/python benchmarks/bench_tflite.py [--threads 2] [--runs 50]``; writes
 ``benchmarks/results/bench_tflite.json``.
 """
@@ -26,14 +28,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def _latency_and_ops(flatbuffer: bytes, threads: int, runs: int) -> dict:
+def _measure_interleaved(flatbuffers: dict, threads: int, runs: int, rounds: int) -> dict:
+    """Latency of every model, measured in alternating rounds so that drift hits all alike.
+
+    Each round times every model once (``runs`` invokes after warm-up); a model's figure is the
+    median over rounds of its per-round medians, its p90 the median of per-round p90s.
+    """
     from keras_resnets.export.verify import TFLiteRunner
 
-    runner = TFLiteRunner(flatbuffer, num_threads=threads)
-    ops = runner.operators()
-    return {**runner.latency(runs=runs), "size_bytes": len(flatbuffer),
+    runners = {name: TFLiteRunner(fb, num_threads=threads) for name, fb in flatbuffers.items()}
+    per_round = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            per_round[name].append(runner.latency(runs=runs))
+    results = {}
+    for name, runner in runners.items():
+        ops = runner.operators()
+        rows = per_round[name]
+        results[name] = {
+            "median_ms": float(np.median([r["median_ms"] for r in rows])),
+            "p90_ms": float(np.median([r["p90_ms"] for r in rows])),
+            "runs": runs, "rounds": rounds, "threads": threads, "size_bytes": len(flatbuffers[name]),
             "space_to_batch_ops": ops.get("SPACE_TO_BATCH_ND", 0) + ops.get("BATCH_TO_SPACE_ND", 0),
-            "elementwise_ops": ops.get("MUL", 0) + ops.get("ADD", 0) + ops.get("SUB", 0)}
+            "elementwise_ops": ops.get("MUL", 0) + ops.get("ADD", 0) + ops.get("SUB", 0),
+        }
+    return results
 
 
 def _ours(model, input_shape, precision: str, representative, workdir: Path, batch_size=1) -> bytes:
@@ -62,7 +81,8 @@ def _standard_int8(model, representative, workdir: Path) -> bytes:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=50, help="timed invokes per model per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     parser.add_argument("--calibration", type=int, default=16, help="random calibration images")
     parser.add_argument("--seg-size", type=int, default=256, help="segmentation input height/width")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "bench_tflite.json"))
@@ -77,21 +97,20 @@ def main(argv=None) -> int:
     shape = (224, 224, 3)
     calibration = rng.normal(size=(args.calibration, *shape)).astype(np.float32)
     results = {"threads": args.threads, "runs": args.runs, "cpu_count": os.cpu_count()}
+    flatbuffers = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ours = keras_resnets.create_model("resnet50", input_shape=shape, classes=1000)
-        results["ours_int8"] = _latency_and_ops(_ours(ours, shape, "int8", calibration, work), args.threads, args.runs)
-        results["ours_float32"] = _latency_and_ops(_ours(ours, shape, "float32", None, work), args.threads, args.runs)
+        flatbuffers["ours_int8"] = _ours(ours, shape, "int8", calibration, work)
+        flatbuffers["ours_float32"] = _ours(ours, shape, "float32", None, work)
         reference = keras.applications.ResNet50(weights=None, input_shape=shape, classes=1000)
-        results["applications_int8"] = _latency_and_ops(_standard_int8(reference, calibration, work),
-                                                         args.threads, args.runs)
+        flatbuffers["applications_int8"] = _standard_int8(reference, calibration, work)
         seg_shape = (args.seg_size, args.seg_size, 3)
         seg = keras_resnets.create_model("dilated_resnet50_seg", input_shape=seg_shape)
         results["seg_model"] = {"name": "dilated_resnet50_seg", "input_shape": list(seg_shape)}
-        results["seg_edge_float32"] = _latency_and_ops(_ours(seg, seg_shape, "float32", None, work),
-                                                        args.threads, args.runs)
-        results["seg_dynamic_float32"] = _latency_and_ops(
-            _ours(seg, seg_shape, "float32", None, work, batch_size=None), args.threads, args.runs)
+        flatbuffers["seg_edge_float32"] = _ours(seg, seg_shape, "float32", None, work)
+        flatbuffers["seg_dynamic_float32"] = _ours(seg, seg_shape, "float32", None, work, batch_size=None)
+    results.update(_measure_interleaved(flatbuffers, args.threads, args.runs, args.rounds))
     results["ratios"] = {
         "ours_int8_vs_applications_int8_latency": results["ours_int8"]["median_ms"]
         / results["applications_int8"]["median_ms"],

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from keras_resnets.cli_args import parse_key_value
+
 
 def _shape(text: str) -> tuple:
     try:
@@ -18,32 +20,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", help="registered model name (see `keras-resnets list`)")
     parser.add_argument("--input-shape", type=str, default=None, help="e.g. 224,224,3 (default: the model's)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes of the classifier")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=parse_key_value, metavar="KEY=VALUE",
                         help="any create_model keyword, value as JSON (e.g. --set shortcut='\"conv\"' --set output_stride=8)")
     parser.add_argument("--receptive-field", action="store_true",
                         help="per-layer receptive field size, jump and effective stride instead of the profile")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def parse_overrides(pairs) -> dict:
-    """``["k=v", ...]`` with JSON values (bare words are strings) -> dict."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
 def run(args) -> int:
     from keras_resnets.models.profile import profile_model
     from keras_resnets.models.registry import create_model
 
-    overrides = parse_overrides(args.set)
+    overrides = dict(args.set)
     if args.input_shape:
         overrides["input_shape"] = _shape(args.input_shape)
     if args.classes is not None:

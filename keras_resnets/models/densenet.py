@@ -222,10 +222,10 @@ def _our_densenet_layer(keras_name: str) -> str:
 
 def _port_densenet(source: keras.Model, our_name: str) -> keras.Model:
     """Copy a keras.applications DenseNet's weights into ``create_model(our_name)``; same predictions."""
-    from keras_resnets.models.port import _application_kwargs
+    from keras_resnets.models.port import application_kwargs
     from keras_resnets.models.registry import create_model
 
-    target = create_model(our_name, **_application_kwargs(source))
+    target = create_model(our_name, **application_kwargs(source))
     for layer in source.layers:
         if layer.weights:
             target.get_layer(_our_densenet_layer(layer.name)).set_weights(

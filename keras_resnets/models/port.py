@@ -101,7 +101,7 @@ def _our_layer_name(keras_name: str) -> str:
     return f"{prefix}_{kind}{index}"
 
 
-def _application_kwargs(source: keras.Model) -> dict:
+def application_kwargs(source: keras.Model) -> dict:
     """include_top / classes / pooling / input_shape of a keras.applications model."""
     names = {layer.name for layer in source.layers}
     kwargs = {"input_shape": tuple(source.input_shape[1:]), "include_top": "predictions" in names}
@@ -118,7 +118,7 @@ def _port_resnet(source: keras.Model, our_name: str, v2: bool) -> keras.Model:
     from keras_resnets.models.registry import create_model
 
     layout = dict(downsample_position="last", stem_bias=True) if v2 else {}
-    target = create_model(our_name, **layout, **_application_kwargs(source))
+    target = create_model(our_name, **layout, **application_kwargs(source))
     weights = {layer.name: layer.get_weights() for layer in source.layers if layer.weights}
 
     mean_offsets = {}  # keras BN name -> constant to remove from its moving mean

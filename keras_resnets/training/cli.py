@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from keras_resnets.cli_args import parse_image_size, parse_key_value
+
 # Listed here for --help only (importing the modules that own them would load TensorFlow);
 # train() validates every value against the owners' lists.
 POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
@@ -22,37 +24,12 @@ XLA_MODES = ("auto", "on", "off")
 DISTRIBUTE_MODES = ("data_parallel", "mirrored")
 
 
-def _image_size(text: str):
-    """``32`` or ``32x48`` -> (height, width)."""
-    parts = text.lower().split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) <= 0:
-        raise argparse.ArgumentTypeError(f"image size must be N or HxW with positive integers; got {text!r}")
-    return size
-
-
-def _model_arg(text: str):
-    """``KEY=VALUE`` with VALUE parsed as JSON when possible (``depth=8``, ``shortcut="gating"``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"model argument must be KEY=VALUE; got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="cifar_resnet20", help="registered model name (default: %(default)s)")
     model.add_argument("--activation", help="activation of the residual units (relu, leaky_relu, tanh, sigmoid, ...)")
-    model.add_argument("--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",
+    model.add_argument("--model-arg", action="append", type=parse_key_value, default=[], metavar="KEY=VALUE",
                        help="any other create_model keyword, e.g. depth=8 (repeatable)")
     model.add_argument("--logits", action="store_true", help="train a model that outputs logits (no softmax)")
 
@@ -62,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "cifar10, cifar100, imagenette (default: %(default)s)")
     data.add_argument("--data-dir", help="TFDS data dir, or the image folder for --dataset folder")
     data.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
-    data.add_argument("--image-size", type=_image_size, metavar="N|HxW", help="resize images to this size")
+    data.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="resize images to this size")
     data.add_argument("--channels", type=int, choices=(1, 3), help="force 1 or 3 channels")
     data.add_argument("--validation-split", type=float, default=0.1, help="held-out share of train (default: %(default)s)")
     data.add_argument("--augment", help=f"augmentation policy: {', '.join(POLICIES)} (default: the recipe's)")

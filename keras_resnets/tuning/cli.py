@@ -30,7 +30,7 @@ def _space_arg(text: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``tune`` options to ``parser``."""
-    from keras_resnets.training.cli import _image_size, _model_arg
+    from keras_resnets.cli_args import parse_image_size, parse_key_value
 
     parser.add_argument("--report", metavar="DIR",
                         help="only re-render the results of a finished or partial search (run or tune/ directory)")
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("model and recipe")
     model.add_argument("--model", default="cifar_resnet20", help="registered model name (default: %(default)s)")
-    model.add_argument("--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",
+    model.add_argument("--model-arg", action="append", type=parse_key_value, default=[], metavar="KEY=VALUE",
                        help="fixed create_model keyword, e.g. depth=8 (repeatable)")
     model.add_argument("--logits", action="store_true", help="models output logits (no softmax)")
     model.add_argument("--recipe", default="cifar10_study",
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", default="digits", help="digits (embedded, offline), folder, or a TFDS name")
     data.add_argument("--data-dir", help="TFDS data dir, or the image folder for --dataset folder")
     data.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
-    data.add_argument("--image-size", type=_image_size, metavar="N|HxW", help="resize images to this size")
+    data.add_argument("--image-size", type=parse_image_size, metavar="N|HxW", help="resize images to this size")
     data.add_argument("--channels", type=int, choices=(1, 3), help="force 1 or 3 channels")
     data.add_argument("--validation-split", type=float, default=0.1,
                       help="held-out share of train; the objective's val_ metrics use it (default: %(default)s)")

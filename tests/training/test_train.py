@@ -120,3 +120,14 @@ def test_cli_prints_one_line_without_traceback(tmp_path, capsys, argv, expected)
     assert code != 0
     assert expected in err and "Traceback" not in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_help_lists_match_their_owners():
+    """The train command lists choices without importing TensorFlow; they must not drift from the code."""
+    from keras_resnets.data.augment import POLICIES
+    from keras_resnets.training import RECIPES, cli
+    from keras_resnets.training.schedules import SCHEDULES
+
+    assert set(cli.POLICIES) == set(POLICIES)
+    assert set(cli.RECIPES) == set(RECIPES)
+    assert set(cli.SCHEDULES) == set(SCHEDULES)

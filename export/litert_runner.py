@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""Classify images with an exported ``.tflite`` on an edge device: numpy + ai-edge-litert only.
+"""Classify or segment images with an exported ``.tflite`` on an edge device: numpy + ai-edge-litert only.
 
-The model's sidecar ``<model>.json`` (written by ``keras-resnets export``) supplies the labels,
-input size, pixel normalisation and quantization parameters, so this file needs nothing else from
-the training side. Copy the two files and this script to the device.
+The model's sidecar ``<model>.json`` (written by ``keras-resnets export``) supplies the task
+(classification or segmentation), labels, input size, pixel normalisation and quantization
+parameters, so this file needs nothing else from the training side. Copy the two files and this
+script to the device.
 
 Usage:
     python litert_runner.py MODEL.tflite IMAGE [IMAGE ...]   # PNG, PGM/PPM, .npy (needs no Pillow);
                                                               # JPEG and others through Pillow if installed
     python litert_runner.py MODEL.tflite batch.npy --top-k 3  # (n, h, w, c) raw pixels 0..255
+    python litert_runner.py SEG.tflite photo.png --output-dir masks   # segmentation: label maps as
+                                                              # masks/photo.labels.npy and a colour .png
     python litert_runner.py MODEL.tflite --benchmark 100 --threads 4
 
 Python API:
     runner = EdgeClassifier("model.tflite")
     probabilities = runner.predict(pixels)       # (n, h, w, c) raw pixels 0..255
     runner.classify(["cat.png"], top_k=3)
+    segmenter = EdgeSegmenter("seg.tflite")      # or open_model(path): the runner the sidecar's task needs
+    label_maps = segmenter.segment(pixels)       # (n, h, w) class indices (per-pixel arg-max)
 """
 from __future__ import annotations
 
@@ -29,26 +34,32 @@ from pathlib import Path
 import numpy as np
 
 SIDECAR_FORMAT = "keras_resnets.tflite/1"
+TASKS = ("classification", "segmentation")
 
 
-class EdgeClassifier:
-    """A ``.tflite`` classifier plus its sidecar metadata.
+class EdgeModel:
+    """A ``.tflite`` model plus its sidecar metadata: preprocessing, inference, benchmark.
 
     Args:
         model_path: the ``.tflite`` file; its metadata is ``<same stem>.json`` next to it.
         num_threads: interpreter threads.
     """
 
+    task = None  # the sidecar task a subclass handles (None: any)
+
     def __init__(self, model_path, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
         model_path = Path(model_path)
-        sidecar = model_path.with_suffix(".json")
-        if not sidecar.is_file():
-            raise ValueError(f"{model_path} has no sidecar metadata {sidecar.name} next to it")
-        self.metadata = json.loads(sidecar.read_text())
-        if self.metadata.get("format") != SIDECAR_FORMAT:
-            raise ValueError(f"{sidecar} has format {self.metadata.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+        self.metadata = read_sidecar(model_path)
+        task = self.metadata.get("task", "classification")  # sidecars before segmentation had no task
+        if task not in TASKS:
+            raise ValueError(f"{model_path.with_suffix('.json')} has task {task!r}; this runner handles "
+                             f"{', '.join(TASKS)}")
+        if self.task is not None and task != self.task:
+            raise ValueError(f"{model_path} is a {task} model; use {_RUNNERS[task].__name__} (or open_model) "
+                             f"instead of {type(self).__name__}")
+        self.task = task
         self.interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.num_threads = num_threads
@@ -78,7 +89,8 @@ class EdgeClassifier:
         return np.clip(np.round(x / quant["scale"] + quant["zero_point"]), info.min, info.max).astype(dtype)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` for raw pixels ``(n, h, w, c)``."""
+        """Probabilities for raw pixels ``(n, h, w, c)``: ``(n, classes)``, or ``(n, h, w, classes)``
+        per pixel for segmentation."""
         inputs = self.preprocess(pixels)
         step = len(inputs) if self._dynamic else self._batch
         outputs = []
@@ -93,17 +105,6 @@ class EdgeClassifier:
             self.interpreter.invoke()
             outputs.append(self._dequantize(self.interpreter.get_tensor(self._output["index"])))
         return np.concatenate(outputs)
-
-    def classify(self, paths, top_k: int = 1) -> list:
-        """``[(path, [(label, probability), ...]), ...]`` for image files or ``.npy`` batches."""
-        results = []
-        for path in paths:
-            pixels = load_pixels(path, self.height, self.width, self.channels)
-            for i, probs in enumerate(self.predict(pixels)):
-                order = np.argsort(probs)[::-1][:top_k]
-                name = str(path) if len(pixels) == 1 else f"{path}[{i}]"
-                results.append((name, [(self.labels[j], float(probs[j])) for j in order]))
-        return results
 
     def benchmark(self, runs: int = 100, warmup: int = 10) -> dict:
         """Median / p90 latency (ms) of one batch-1 invocation."""
@@ -123,6 +124,101 @@ class EdgeClassifier:
         if quant is None:
             return y.astype(np.float32)
         return (y.astype(np.float32) - quant["zero_point"]) * quant["scale"]
+
+
+class EdgeClassifier(EdgeModel):
+    """A ``.tflite`` classifier (sidecar task ``classification``)."""
+
+    task = "classification"
+
+    def classify(self, paths, top_k: int = 1) -> list:
+        """``[(path, [(label, probability), ...]), ...]`` for image files or ``.npy`` batches."""
+        results = []
+        for path in paths:
+            pixels = load_pixels(path, self.height, self.width, self.channels)
+            for i, probs in enumerate(self.predict(pixels)):
+                order = np.argsort(probs)[::-1][:top_k]
+                name = str(path) if len(pixels) == 1 else f"{path}[{i}]"
+                results.append((name, [(self.labels[j], float(probs[j])) for j in order]))
+        return results
+
+
+class EdgeSegmenter(EdgeModel):
+    """A ``.tflite`` segmentation model (sidecar task ``segmentation``): per-pixel label maps."""
+
+    task = "segmentation"
+
+    def segment(self, pixels: np.ndarray) -> np.ndarray:
+        """Label maps ``(n, h, w)`` (the per-pixel arg-max class, at the model's resolution)."""
+        labels = np.argmax(self.predict(pixels), axis=-1)
+        return labels.astype(np.uint8 if len(self.labels) <= 256 else np.int32)
+
+    def class_fractions(self, label_map: np.ndarray) -> dict:
+        """Label -> fraction of the map's pixels, for the classes present."""
+        counts = np.bincount(label_map.reshape(-1), minlength=len(self.labels))
+        return {self.labels[c]: float(counts[c] / label_map.size) for c in np.flatnonzero(counts)}
+
+
+_RUNNERS = {"classification": EdgeClassifier, "segmentation": EdgeSegmenter}
+
+
+def open_model(model_path, num_threads: int = 1) -> EdgeModel:
+    """The runner for the task the model's sidecar names (:class:`EdgeClassifier` or :class:`EdgeSegmenter`)."""
+    task = read_sidecar(model_path).get("task", "classification")
+    if task not in _RUNNERS:
+        raise ValueError(f"{Path(model_path).with_suffix('.json')} has task {task!r}; this runner handles "
+                         f"{', '.join(TASKS)}")
+    return _RUNNERS[task](model_path, num_threads)
+
+
+def read_sidecar(model_path) -> dict:
+    """The metadata ``<stem>.json`` next to ``model_path``, checked for the sidecar format."""
+    model_path = Path(model_path)
+    sidecar = model_path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise ValueError(f"{model_path} has no sidecar metadata {sidecar.name} next to it")
+    metadata = json.loads(sidecar.read_text())
+    if metadata.get("format") != SIDECAR_FORMAT:
+        raise ValueError(f"{sidecar} has format {metadata.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+    return metadata
+
+
+def save_label_map(label_map: np.ndarray, stem) -> tuple:
+    """Write ``<stem>.labels.npy`` (class indices) and ``<stem>.labels.png`` (a colour per class).
+
+    Returns the two paths. The PNG is encoded here (zlib), so it needs no Pillow.
+    """
+    stem = Path(stem)
+    npy, png = stem.with_name(stem.name + ".labels.npy"), stem.with_name(stem.name + ".labels.png")
+    np.save(npy, label_map)
+    _write_png(png, label_colors(int(label_map.max()) + 1)[label_map])
+    return npy, png
+
+
+def label_colors(count: int) -> np.ndarray:
+    """``(count, 3)`` uint8 colours, the Pascal VOC palette (class 0 black, then distinct colours)."""
+    colors = np.zeros((count, 3), np.uint8)
+    for index in range(count):
+        value, shift = index, 7
+        while value:
+            for channel in range(3):
+                colors[index, channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+            shift -= 1
+    return colors
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """8-bit RGB ``(h, w, 3)`` as a non-interlaced PNG."""
+    height, width = image.shape[:2]
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, width * 3)], axis=1)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+                     + chunk(b"IEND", b""))
 
 
 def load_pixels(path, height: int, width: int, channels: int) -> np.ndarray:
@@ -249,31 +345,75 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Classify images with a keras-resnets .tflite (no TensorFlow).")
+    parser = argparse.ArgumentParser(description="Classify or segment images with a keras-resnets .tflite "
+                                                 "(no TensorFlow).")
     parser.add_argument("model", help=".tflite file (its <stem>.json sidecar must sit next to it)")
     parser.add_argument("inputs", nargs="*", help="image files (PNG, PGM/PPM; others via Pillow) or .npy batches")
-    parser.add_argument("--top-k", type=int, default=1, help="classes to print per image")
+    parser.add_argument("--top-k", type=int, default=1, help="classes to print per image (classifiers)")
+    parser.add_argument("--output-dir", default=None, metavar="DIR",
+                        help="segmentation: write each label map as DIR/<image>.labels.npy and a colour .png")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
     parser.add_argument("--benchmark", type=int, default=0, metavar="RUNS", help="time this many invocations")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
     try:
-        runner = EdgeClassifier(args.model, num_threads=args.threads)
-        results = runner.classify(args.inputs, top_k=args.top_k)
+        runner = open_model(args.model, num_threads=args.threads)
+        if runner.task == "segmentation":
+            results = _segment(runner, args.inputs, args.output_dir)
+        else:
+            if args.output_dir:
+                raise ValueError(f"--output-dir writes label maps of segmentation models; {args.model} is a "
+                                 f"{runner.task} model")
+            results = runner.classify(args.inputs, top_k=args.top_k)
         latency = runner.benchmark(args.benchmark) if args.benchmark else None
     except (ValueError, OSError) as err:
         print(f"litert_runner: error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"predictions": [{"input": n, "top": [{"label": l, "probability": p} for l, p in top]}
-                                          for n, top in results], "latency": latency}))
+        if runner.task == "segmentation":
+            predictions = results
+        else:
+            predictions = [{"input": n, "top": [{"label": l, "probability": p} for l, p in top]} for n, top in results]
+        print(json.dumps({"task": runner.task, "predictions": predictions, "latency": latency}))
         return 0
-    for name, top in results:
-        print(f"{name}: " + ", ".join(f"{label} ({prob:.3f})" for label, prob in top))
+    for result in results:
+        if runner.task == "segmentation":
+            classes = ", ".join(f"{label} {100 * share:.1f}%" for label, share in result["classes"].items())
+            written = f" -> {result['label_map']}" if result["label_map"] else ""
+            print(f"{result['input']}: {result['height']}x{result['width']} label map; {classes}{written}")
+        else:
+            name, top = result
+            print(f"{name}: " + ", ".join(f"{label} ({prob:.3f})" for label, prob in top))
     if latency:
         print(f"latency: median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms over "
               f"{latency['runs']} runs, {latency['threads']} thread(s)")
     return 0
+
+
+def _segment(runner: EdgeSegmenter, inputs, output_dir) -> list:
+    """Label maps of every input image, optionally written to ``output_dir``, as JSON-ready dicts."""
+    out = Path(output_dir) if output_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    results, used = [], set()
+    for path in inputs:
+        pixels = load_pixels(path, runner.height, runner.width, runner.channels)
+        # photo.png -> photo; a second photo.jpg -> photo_jpg; batch.npy -> batch_0, batch_1, ...
+        base = Path(path).stem if Path(path).stem not in used else Path(path).name.replace(".", "_")
+        for i, label_map in enumerate(runner.segment(pixels)):
+            single = len(pixels) == 1
+            entry = {"input": str(path) if single else f"{path}[{i}]", "height": int(label_map.shape[0]),
+                     "width": int(label_map.shape[1]), "classes": runner.class_fractions(label_map),
+                     "label_map": None, "image": None}
+            if out is not None:
+                stem = base if single else f"{base}_{i}"
+                while stem in used:
+                    stem += "_"
+                used.add(stem)
+                npy, png = save_label_map(label_map, out / stem)
+                entry.update(label_map=str(npy), image=str(png))
+            results.append(entry)
+    return results
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from keras_resnets.export.errors import ExportError, VerificationError
 from keras_resnets.export.graph import layer_graph
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.source import ExportSource, load_source
-from keras_resnets.export.verify import FLOAT32_TOLERANCE, TFLiteRunner, verify_tflite
+from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TFLiteRunner, compare_predictions,
+                                         verify_tflite)
 
 TARGETS = ("tflite", "saved_model")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
@@ -63,12 +64,14 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``.
         dynamic_batch: export with a dynamic batch dimension (servers) instead of batch 1.
         include_preprocessing: the artifact takes raw pixels (0..255) and normalises them itself.
-        accuracy_budget: allowed top-1 drop (percentage points) versus the Keras model.
+        accuracy_budget: allowed drop (percentage points) versus the Keras model of top-1 for a
+            classifier, of mean IoU for a segmentation model.
         num_threads: interpreter threads for the latency figures (default: all cores).
         benchmark_runs: timed runs (>= 50 for the report's bar).
         calibration_samples: representative-set size for full-integer quantization.
         eval_samples: cap on held-out images used for the accuracy comparison.
-        fine_tune: :class:`~keras_resnets.export.optimize.FineTuneOptions` for ``qat``/``prune``.
+        fine_tune: :class:`~keras_resnets.export.optimize.FineTuneOptions` for ``qat``/``prune``
+            (classifiers only: the fine-tuning worker trains with a classification loss).
         checkpoint: ``"best"`` or ``"final"`` model of a run directory.
 
     Raises:
@@ -81,6 +84,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
                           "(quantization and pruning apply to tflite)")
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
+    if src.task != "classification" and (quantize == "qat" or prune is not None):
+        raise ExportError(f"--quantize qat and --prune fine-tune classifiers only; {src.name} is a {src.task} "
+                          "model (use --quantize none, float16, dynamic, int8 or auto)")
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
     if to == "saved_model":
@@ -96,12 +102,12 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         extra = {"auto": auto}
     elif quantize == "qat" or prune is not None:
         precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
-        flatbuffer, info = optimize_and_convert(
+        flatbuffer, info, fine_tuned = optimize_and_convert(
             src, data, qat=quantize == "qat", prune=prune, precision=precision, io_type=io_type,
             batch_size=batch_size, preprocessing=include_preprocessing, options=fine_tune or FineTuneOptions(),
             seed=int(src.config.get("seed", 0)))
         variant = job.variant_name(precision, qat=quantize == "qat", prune=prune)
-        section, failed = job.verify(flatbuffer, precision)
+        section, failed = job.verify(flatbuffer, precision, parity_reference=fine_tuned)
         _raise_on_failure(variant, section, failed)
         extra = {"optimization": info}
     else:
@@ -180,12 +186,12 @@ class _Job:
         return convert.convert_saved_model(self._saved_model_dir, precision, representative=representative,
                                            io_type=self.io_type)
 
-    def verify(self, flatbuffer: bytes, precision: str) -> tuple:
+    def verify(self, flatbuffer: bytes, precision: str, parity_reference=None) -> tuple:
         runner = TFLiteRunner(flatbuffer, num_threads=self.num_threads)
         section, failed = verify_tflite(runner, graph=self.graph, precision=precision, images=self.eval_inputs,
                                         labels=self.data.eval_labels, reference=self.reference,
                                         preprocessing=self.preprocessing, accuracy_budget=self.accuracy_budget,
-                                        runs=self.runs)
+                                        runs=self.runs, task=self.source.task, parity_reference=parity_reference)
         section["precision"] = precision
         section["metadata"] = None
         self._last_runner = runner
@@ -213,7 +219,8 @@ class _Job:
                     for c in candidates if c is not choice]
         reason = (f"chose {choice['variant']}: {choice['median_ms']:.3f} ms median "
                   f"({float32['median_ms'] / choice['median_ms']:.2f}x faster than float32), "
-                  f"{choice['size_bytes'] / float32['size_bytes']:.3f}x the float32 size, top-1 drop "
+                  f"{choice['size_bytes'] / float32['size_bytes']:.3f}x the float32 size, "
+                  f"{METRIC_NAMES[choice['_section']['accuracy']['metric']]} drop "
                   f"{choice['drop_points']:.2f} points within the {self.accuracy_budget:g}-point budget; "
                   f"the fastest variant within {AUTO_LATENCY_SLACK:.0%} of the best latency wins, ties go to "
                   f"the smaller file. Not chosen: {', '.join(rejected)}")
@@ -234,6 +241,7 @@ class _Job:
         metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
                                                preprocessing=self.preprocessing)
         report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
+                  "task": self.source.task,
                   "batch": self.batch_size, "input_pixels": "raw" if self.preprocessing else "normalized",
                   "size_bytes": len(flatbuffer), "io": {"input": metadata["input"]["dtype"],
                                                          "output": metadata["output"]["dtype"]},
@@ -287,17 +295,17 @@ def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, 
         max_abs = float(np.max(np.abs(exported - reference)))
         checks = [{"name": "float32_parity", "passed": max_abs <= FLOAT32_TOLERANCE,
                    "detail": f"max abs output difference {max_abs:.3g} (bar {FLOAT32_TOLERANCE:g})"}]
-        accuracy = {"samples": len(images), "keras_top1": None, "exported_top1": None, "max_abs_diff": max_abs}
         if labels is not None:
-            accuracy.update(keras_top1=100.0 * float(np.mean(np.argmax(reference, -1) == labels)),
-                            exported_top1=100.0 * float(np.mean(np.argmax(exported, -1) == labels)))
-            accuracy["drop_points"] = accuracy["keras_top1"] - accuracy["exported_top1"]
+            accuracy = compare_predictions(src.task, exported, reference, labels, prefix="exported")
         else:
-            accuracy.update(keras_top1=0.0, exported_top1=0.0)
+            metric = "top1" if src.task == "classification" else "miou"
+            accuracy = {"metric": metric, "samples": len(images), f"keras_{metric}": 0.0, f"exported_{metric}": 0.0,
+                        "max_abs_diff": max_abs}
         if max_abs > FLOAT32_TOLERANCE:
             raise VerificationError(f"{name} failed verification: {checks[0]['detail']}; nothing was written")
         size = sum(p.stat().st_size for p in (staging / name).rglob("*") if p.is_file())
-        report = {"artifact": name, "source": str(src.model_path), "format": "saved_model", "precision": "float32",
+        report = {"artifact": name, "source": str(src.model_path), "format": "saved_model", "task": src.task,
+                  "precision": "float32",
                   "batch": batch_size, "input_pixels": "raw" if preprocessing else "normalized", "size_bytes": size,
                   "signature": {"key": convert.SIGNATURE_KEY, "input": convert.INPUT_NAME,
                                 "output": convert.OUTPUT_NAME, "labels": src.class_names},

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
                         help="magnitude-prune conv/dense kernels to this sparsity while fine-tuning, e.g. 0.5")
     parser.add_argument("--dataset", default=None,
                         help="calibration/evaluation data: a dataset name or an .npz with x_train, y_train, "
-                             "x_test, y_test (default: the run's dataset)")
+                             "x_test, y_test (labels, or masks (n, h, w) for segmentation; default: the run's dataset)")
     parser.add_argument("--output", default=None, help="output folder (default: RUN_DIR/export)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     parser.add_argument("--io-type", default="int8", choices=("int8", "uint8"),
@@ -25,7 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--include-preprocessing", action="store_true",
                         help="the model takes raw pixels 0..255 and normalises them itself")
     parser.add_argument("--accuracy-budget", type=float, default=1.0, metavar="POINTS",
-                        help="allowed top-1 drop vs the Keras model, in percentage points (default 1)")
+                        help="allowed drop vs the Keras model in percentage points of top-1 (classifiers) "
+                             "or mean IoU (segmentation models) (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads for latency (default: all)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs for latency (default 50)")
     parser.add_argument("--calibration-samples", type=int, default=200, help="representative set size")
@@ -47,13 +48,12 @@ def run(args) -> int:
         num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
         eval_samples=args.eval_samples, checkpoint=args.checkpoint,
         fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate))
+    from keras_resnets.export.report import summary_line
+
     report = result.report
-    accuracy, latency = report.get("accuracy") or {}, report.get("latency") or {}
     print(f"wrote {result.artifact} ({report['size_bytes'] / 1024:.1f} KiB)")
-    if "tflite_top1" in accuracy:
-        print(f"top-1 {accuracy['tflite_top1']:.2f}% vs Keras {accuracy['keras_top1']:.2f}% "
-              f"(drop {accuracy['drop_points']:.2f} points); latency median {latency['median_ms']:.3f} ms, "
-              f"p90 {latency['p90_ms']:.3f} ms on {latency['threads']} thread(s)")
+    if summary_line(report):
+        print(summary_line(report))
     if report.get("auto"):
         print(report["auto"]["reason"])
     print(f"report: {result.report_md}")

@@ -9,15 +9,26 @@ import numpy as np
 from keras_resnets.export.errors import ExportError
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+SEGMENTATION_DATASETS = ("shapes", "oxford_iiit_pet")
+# ``config.json`` may carry ``dataset_kwargs`` for a segmentation dataset; these are the keys each takes.
+SEGMENTATION_DATASET_KWARGS = {"shapes": ("num_train", "num_validation", "max_shapes"),
+                               "oxford_iiit_pet": ("border_label",)}
+# Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
+SEGMENTATION_EVAL_SAMPLES = 500
+IGNORE_LABEL = 255
 
 
 @dataclasses.dataclass
 class ExportData:
     """Normalised images (``(pixels - mean) / std``) and int labels.
 
+    Labels are class indices ``(n,)`` for classifiers and masks ``(n, height, width)`` for
+    segmentation models (class indices, 255 = ignored pixel).
+
     Attributes:
         train_images, train_labels: training images without augmentation, in the training
-            pipeline's (seeded, shuffled) order; calibration and fine-tuning draw from them.
+            pipeline's (seeded, shuffled) order; calibration and fine-tuning draw from them (for
+            segmentation only the calibration images are kept).
         eval_images, eval_labels: held-out test images for the accuracy comparison.
         calibration: the representative set: the first ``calibration_samples`` training images.
         mean, std: the normalisation, to go back to raw pixels for artifacts that normalise
@@ -43,14 +54,19 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
 
     Args:
         source: the :class:`~keras_resnets.export.source.ExportSource`.
-        dataset: ``None`` (the run's dataset from ``config.json``), a dataset name for
-            ``keras_resnets.data.load_dataset``, or an ``.npz`` file with ``x_train, y_train,
-            x_test, y_test`` (raw pixels 0..255, NHWC) normalised with the source's mean/std.
+        dataset: ``None`` (the run's dataset from ``config.json``), a dataset name, or an ``.npz``
+            file with ``x_train, y_train, x_test, y_test`` (raw pixels 0..255, NHWC) normalised with
+            the source's mean/std. Classifiers take any ``keras_resnets.data.load_dataset`` name and
+            labels ``(n,)``; segmentation models take ``"shapes"`` (generated, offline; the run's
+            ``dataset_kwargs`` may set ``num_train``, ``num_validation``, ``max_shapes``) or
+            ``"oxford_iiit_pet"`` (prepared TFDS files; ``dataset_kwargs`` may set ``border_label``),
+            and masks ``(n, height, width)`` with 255 for ignored pixels.
         calibration_samples: size of the representative set.
-        eval_samples: cap on held-out images (all by default).
+        eval_samples: cap on held-out images (all by default; at most
+            :data:`SEGMENTATION_EVAL_SAMPLES` for segmentation).
 
     Raises:
-        ExportError: no dataset is known, or its images do not match the model's input shape.
+        ExportError: no dataset is known, or its images or labels do not match the model.
     """
     if calibration_samples < 1:
         raise ExportError(f"calibration_samples must be >= 1, got {calibration_samples}")
@@ -58,16 +74,30 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
     if not dataset:
         raise ExportError(f"{source.model_path} has no run config naming its dataset; pass --dataset "
                           "(a dataset name or an .npz file with x_train, y_train, x_test, y_test)")
+    if eval_samples is not None and eval_samples < 1:
+        raise ExportError(f"eval_samples must be >= 1, got {eval_samples}")
+    segmentation = getattr(source, "task", "classification") == "segmentation"
+    if segmentation and eval_samples is None:
+        eval_samples = SEGMENTATION_EVAL_SAMPLES
     mean = np.asarray(source.mean, np.float32)
     std = np.asarray(source.std, np.float32)
     if str(dataset).endswith(".npz"):
         x_train, y_train, x_test, y_test = _from_npz(Path(dataset), mean, std)
+    elif segmentation:
+        x_train, y_train, x_test, y_test = _from_segmentation(source, str(dataset), mean, std,
+                                                              calibration_samples, eval_samples)
     else:
         x_train, y_train, x_test, y_test = _from_pipeline(source, str(dataset))
-    for split, images in (("training", x_train), ("held-out", x_test)):
+    for split, images, labels in (("training", x_train, y_train), ("held-out", x_test, y_test)):
         if tuple(images.shape[1:]) != tuple(source.input_shape):
             raise ExportError(f"dataset {dataset!r} {split} images have shape {tuple(images.shape[1:])}, "
                               f"the model expects {tuple(source.input_shape)}")
+        if len(labels) != len(images):
+            raise ExportError(f"dataset {dataset!r} has {len(images)} {split} images but {len(labels)} labels")
+        if segmentation:
+            _check_masks(dataset, split, labels, source)
+    if segmentation:  # only calibration uses training images (no fine-tuning for segmentation)
+        x_train, y_train = x_train[:calibration_samples], y_train[:calibration_samples]
     if eval_samples is not None:
         x_test, y_test = x_test[:eval_samples], y_test[:eval_samples]
     return ExportData(train_images=x_train, train_labels=y_train, eval_images=x_test, eval_labels=y_test,
@@ -88,6 +118,54 @@ def _from_npz(path: Path, mean, std):
     return x_train, arrays["y_train"].astype(np.int32), x_test, arrays["y_test"].astype(np.int32)
 
 
+def _check_masks(dataset, split: str, masks: np.ndarray, source) -> None:
+    """Segmentation labels are ``(n, height, width)`` masks of class indices or the ignore label."""
+    height, width = source.input_shape[:2]
+    if masks.ndim != 3 or tuple(masks.shape[1:]) != (height, width):
+        raise ExportError(f"dataset {dataset!r} {split} masks have shape {tuple(masks.shape)}; a segmentation "
+                          f"model with input {tuple(source.input_shape)} needs masks (n, {height}, {width})")
+    values = np.unique(masks)
+    bad = values[((values < 0) | (values >= source.num_classes)) & (values != IGNORE_LABEL)]
+    if bad.size:
+        raise ExportError(f"dataset {dataset!r} {split} masks hold labels {bad[:5].tolist()}; allowed are "
+                          f"0..{source.num_classes - 1} and the ignore label {IGNORE_LABEL}")
+
+
+def _from_segmentation(source, name: str, mean, std, train_limit: int, eval_limit: int | None):
+    """Training (calibration) and held-out images and masks of a segmentation dataset."""
+    from keras_resnets.data import segmentation
+
+    if name not in SEGMENTATION_DATASETS:
+        raise ExportError(f"unknown segmentation dataset {name!r}; allowed: {', '.join(SEGMENTATION_DATASETS)} "
+                          "or an .npz file with x_train, y_train, x_test, y_test (masks (n, height, width))")
+    height, width, channels = source.input_shape
+    if height != width or channels != 3:
+        raise ExportError(f"dataset {name!r} has square RGB images; the model expects {tuple(source.input_shape)}")
+    config = source.config
+    options = dict(config.get("dataset_kwargs") or {})
+    unknown = sorted(set(options) - set(SEGMENTATION_DATASET_KWARGS[name]))
+    if unknown:
+        raise ExportError(f"config dataset_kwargs {unknown} are not options of {name!r}; allowed: "
+                          f"{', '.join(SEGMENTATION_DATASET_KWARGS[name])}")
+    seed = int(config.get("seed", 0))
+    try:
+        if name == "shapes":
+            train, held_out, info = segmentation.load_shapes(image_size=height, batch_size=64, seed=seed, **options)
+        else:
+            train, held_out, info = segmentation.load_oxford_pets(data_dir=config.get("data_dir"), image_size=height,
+                                                                  batch_size=64, seed=seed, **options)
+    except (ValueError, FileNotFoundError) as err:  # DatasetUnavailableError names the command to prepare it
+        raise ExportError(f"cannot load dataset {name!r}: {err}") from None
+    splits = []
+    for pipeline, limit in ((train, train_limit), (held_out, eval_limit)):
+        images, masks = _collect(pipeline, limit)
+        # the pipeline normalises with its own statistics; the model was trained with the run's
+        if not (np.allclose(info.mean, mean) and np.allclose(info.std, std)):
+            images = (images * np.asarray(info.std, np.float32) + np.asarray(info.mean, np.float32) - mean) / std
+        splits += [images, masks]
+    return tuple(splits)
+
+
 def _from_pipeline(source, name: str):
     from keras_resnets.data import load_dataset
 
@@ -103,9 +181,13 @@ def _from_pipeline(source, name: str):
     return x_train, y_train, x_test, y_test
 
 
-def _collect(pipeline):
-    images, labels = [], []
+def _collect(pipeline, limit: int | None = None):
+    images, labels, count = [], [], 0
     for x, y in pipeline:
         images.append(x.numpy())
         labels.append(y.numpy())
-    return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int32)
+        count += len(images[-1])
+        if limit is not None and count >= limit:
+            break
+    images, labels = np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int32)
+    return (images, labels) if limit is None else (images[:limit], labels[:limit])

@@ -11,7 +11,12 @@ INDEX_NAME = "report"
 
 
 def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool) -> dict:
-    """What the edge runner needs besides the flatbuffer: labels, input size, normalisation, quantization."""
+    """What the edge runner needs besides the flatbuffer: task, labels, input size, normalisation, quantization.
+
+    ``task`` is ``"classification"`` (output ``(batch, classes)`` probabilities) or
+    ``"segmentation"`` (output ``(batch, height, width, classes)`` per-pixel probabilities; the
+    arg-max over the last axis is the label map).
+    """
 
     def tensor(detail):
         scale, zero_point = detail["quantization"]
@@ -20,9 +25,15 @@ def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool)
                 "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if quantized else None}
 
     height, width, channels = source.input_shape
+    task = getattr(source, "task", "classification")
+    output = {**tensor(runner.output), "kind": "probabilities"}
+    if task == "segmentation":
+        out_h, out_w, classes = (int(d) for d in runner.output["shape"][1:])
+        output.update(layout="NHWC", height=out_h, width=out_w, classes=classes)
     return {
         "format": SIDECAR_FORMAT,
         "model": source.name,
+        "task": task,
         "artifact": artifact_name,
         "labels": list(source.class_names),
         "input": {
@@ -32,7 +43,7 @@ def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool)
             "pixels": "raw" if preprocessing else "normalized",
             "normalization": {"mean": list(source.mean), "std": list(source.std)},
         },
-        "output": {**tensor(runner.output), "kind": "probabilities"},
+        "output": output,
     }
 
 
@@ -59,11 +70,19 @@ def markdown_report(report: dict) -> str:
         lines.append(f"- size vs float32: {report['size_vs_float32']:.3f}x")
     acc = report.get("accuracy")
     if acc:
-        lines += ["", "## Accuracy (held-out)", "", "| samples | Keras top-1 | exported top-1 | drop (points) | "
-                  "agreement | max abs diff |", "|---|---|---|---|---|---|",
-                  f"| {acc['samples']} | {acc['keras_top1']:.2f}% | {acc.get('tflite_top1', acc.get('exported_top1', 0)):.2f}% | "
+        metric = acc.get("metric", "top1")
+        label = "top-1" if metric == "top1" else "mIoU"
+        exported = acc.get(f"tflite_{metric}", acc.get(f"exported_{metric}", 0.0))
+        lines += ["", f"## Accuracy (held-out, task: {report.get('task', 'classification')})", "",
+                  f"| samples | Keras {label} | exported {label} | drop (points) | agreement | max abs diff |",
+                  "|---|---|---|---|---|---|",
+                  f"| {acc['samples']} | {acc[f'keras_{metric}']:.2f}% | {exported:.2f}% | "
                   f"{acc.get('drop_points', 0.0):.2f} | {acc.get('prediction_agreement', 100.0):.1f}% | "
                   f"{acc['max_abs_diff']:.3g} |"]
+        if metric == "miou" and "keras_pixel_accuracy" in acc:
+            pixel = acc.get("tflite_pixel_accuracy", acc.get("exported_pixel_accuracy", 0.0))
+            lines += ["", f"Pixel accuracy: Keras {acc['keras_pixel_accuracy']:.2f}%, exported {pixel:.2f}% over "
+                      f"{acc['pixels']} labelled pixels (label {acc['ignore_label']} ignored); agreement is per pixel."]
     lat = report.get("latency")
     if lat:
         lines += ["", "## Latency (batch 1)", "", f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms "
@@ -105,16 +124,36 @@ def write_index(export_dir: Path) -> None:
     for path in sorted(export_dir.glob("*.report.json")):
         report = json.loads(path.read_text())
         acc, lat = report.get("accuracy") or {}, report.get("latency") or {}
-        rows.append({"artifact": report["artifact"], "report": path.name, "precision": report.get("precision"),
-                     "size_bytes": report["size_bytes"], "top1": acc.get("tflite_top1"),
+        rows.append({"artifact": report["artifact"], "report": path.name, "task": report.get("task", "classification"),
+                     "precision": report.get("precision"), "size_bytes": report["size_bytes"],
+                     "top1": acc.get("tflite_top1"), "miou": acc.get("tflite_miou"),
                      "drop_points": acc.get("drop_points"), "median_ms": lat.get("median_ms")})
     write_json(export_dir / f"{INDEX_NAME}.json", {"exports": rows})
-    lines = ["# Exports", "", "| artifact | precision | size KiB | top-1 | drop | median ms | report |",
+    lines = ["# Exports", "", "| artifact | precision | size KiB | top-1 / mIoU | drop | median ms | report |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| `{r['artifact']}` | {r['precision']} | {r['size_bytes'] / 1024:.1f} | {_fmt(r['top1'])} | "
+        score = r["top1"] if r["top1"] is not None else r["miou"]
+        lines.append(f"| `{r['artifact']}` | {r['precision']} | {r['size_bytes'] / 1024:.1f} | {_fmt(score)} | "
                      f"{_fmt(r['drop_points'])} | {_fmt(r['median_ms'], 3)} | [{r['report']}]({r['report'][:-5]}.md) |")
     (export_dir / f"{INDEX_NAME}.md").write_text("\n".join(lines) + "\n")
+
+
+def summary_line(report: dict) -> str:
+    """One line: the exported metric vs Keras, the drop and the latency (``""`` when not measured)."""
+    accuracy, latency = report.get("accuracy") or {}, report.get("latency") or {}
+    metric = accuracy.get("metric", "top1")
+    exported = accuracy.get(f"tflite_{metric}")
+    if exported is None:
+        return ""
+    label = "top-1" if metric == "top1" else "mIoU"
+    line = (f"{label} {exported:.2f}% vs Keras {accuracy[f'keras_{metric}']:.2f}% "
+            f"(drop {accuracy['drop_points']:.2f} points)")
+    if metric == "miou":
+        line += f", pixel accuracy {accuracy['tflite_pixel_accuracy']:.2f}%"
+    if latency:
+        line += (f"; latency median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms "
+                 f"on {latency['threads']} thread(s)")
+    return line
 
 
 def _fmt(value, digits: int = 2) -> str:

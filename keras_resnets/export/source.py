@@ -9,6 +9,7 @@ from pathlib import Path
 from keras_resnets.export.errors import ExportError
 
 CHECKPOINTS = ("best", "final")
+TASKS = ("classification", "segmentation")
 
 
 @dataclasses.dataclass
@@ -23,9 +24,11 @@ class ExportSource:
         config: the run's ``config.json`` (empty for a bare file).
         input_shape: ``(height, width, channels)``.
         class_names: one label per output class.
+        task: ``"classification"`` (output ``(batch, classes)``) or ``"segmentation"`` (per-pixel
+            output ``(batch, height, width, classes)``).
         mean, std: per-channel normalisation in the 0..255 pixel scale (identity when unknown).
         classifier_activation: ``"softmax"`` (or another activation name) if the model outputs
-            probabilities, ``None`` if it outputs logits.
+            probabilities, ``None`` if it outputs logits (per pixel for segmentation).
     """
 
     model: object
@@ -38,6 +41,7 @@ class ExportSource:
     mean: list
     std: list
     classifier_activation: str | None
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
@@ -121,11 +125,8 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
         else:
             raise ExportError(f"{model_path}: the model's input shape {model.input_shape} is not a "
                               "fixed (height, width, channels); export needs a static image size")
-    output_shape = model.output_shape
-    if len(output_shape) != 2:
-        raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes); "
-                          f"this model outputs {output_shape}")
-    classes = int(output_shape[-1])
+    task = _task(model.output_shape, input_shape, model_path)
+    classes = int(model.output_shape[-1])
     class_names = [str(c) for c in config.get("class_names") or range(classes)]
     if len(class_names) != classes:
         raise ExportError(f"config class_names has {len(class_names)} entries, the model outputs {classes}")
@@ -142,7 +143,19 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
     name = str(config.get("model") or model_path.stem)
     return ExportSource(model=model, name=name, model_path=model_path, run_dir=run_dir, config=config,
                         input_shape=input_shape, class_names=class_names, mean=mean, std=std,
-                        classifier_activation=activation)
+                        classifier_activation=activation, task=task)
+
+
+def _task(output_shape, input_shape: tuple, model_path: Path) -> str:
+    """``"classification"`` for ``(batch, classes)``, ``"segmentation"`` for ``(batch, H, W, classes)``."""
+    dims = tuple(output_shape[1:])
+    if len(dims) == 1 and dims[0] is not None:
+        return "classification"
+    if len(dims) == 3 and None not in dims and dims[:2] == tuple(input_shape[:2]):
+        return "segmentation"
+    raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
+                      f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "
+                      f"this model outputs {tuple(output_shape)}")
 
 
 def _output_activation(model) -> str | None:

@@ -2,6 +2,8 @@
 
 Every check is recorded (name, passed, detail) in the report; :func:`verify_tflite` returns the
 report section and the list of failed checks, and the caller decides whether to keep the artifact.
+The checks are the same for every task; only the accuracy comparison is task-specific
+(:func:`compare_predictions`: top-1 for classifiers, mean IoU and pixel accuracy for segmentation).
 """
 from __future__ import annotations
 
@@ -17,10 +19,14 @@ from keras_resnets.export.graph import dilated_convolutions, expected_elementwis
 FLOAT32_TOLERANCE = 1e-4
 ELEMENTWISE_OPS = ("ADD", "MUL", "SUB")
 SPACE_BATCH_OPS = ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
+IGNORE_LABEL = 255
+# The metric the accuracy budget applies to, per task (both in percent).
+TASK_METRICS = {"classification": "top1", "segmentation": "miou"}
+METRIC_NAMES = {"top1": "top-1", "miou": "mIoU"}
 
 
 class TFLiteRunner:
-    """A loaded TFLite classifier: quantizes inputs, dequantizes outputs, batches as the model allows.
+    """A loaded TFLite model: quantizes inputs, dequantizes outputs, batches as the model allows.
 
     Args:
         model: flatbuffer bytes or a ``.tflite`` path.
@@ -108,34 +114,43 @@ class TFLiteRunner:
 
 
 def verify_tflite(runner: TFLiteRunner, *, graph, precision: str, images, labels, reference,
-                  preprocessing: bool, accuracy_budget: float, runs: int = 50) -> tuple:
+                  preprocessing: bool, accuracy_budget: float, runs: int = 50,
+                  task: str = "classification", parity_reference=None) -> tuple:
     """Measure and check an exported model.
 
     Args:
         runner: the loaded artifact.
         graph: :class:`~keras_resnets.export.graph.LayerGraph` of the Keras model.
         precision: the artifact's precision (``float32`` gets the strict output-parity bar).
-        images: held-out inputs in the artifact's input space; ``labels``: their classes.
+        images: held-out inputs in the artifact's input space; ``labels``: their classes
+            ``(n,)``, or masks ``(n, height, width)`` for segmentation.
         reference: the Keras model's probabilities on the same images.
         preprocessing: the artifact normalises raw pixels itself.
-        accuracy_budget: allowed top-1 drop in percentage points.
+        accuracy_budget: allowed drop in percentage points of the task's metric (top-1 for
+            classification, mean IoU for segmentation).
         runs: timed invocations for the latency figures.
+        task: ``"classification"`` or ``"segmentation"``.
+        parity_reference: the outputs a float32 artifact must reproduce, when they are not the
+            Keras model's: a pruned artifact is checked against its fine-tuned model, while its
+            accuracy drop is still measured against the original ``reference``.
 
     Returns:
         ``(section, failures)``: the report section (dict) and the names of failed checks.
     """
     outputs = runner.predict(images)
-    labels = np.asarray(labels)
-    keras_top1 = 100.0 * float(np.mean(np.argmax(reference, -1) == labels))
-    tflite_top1 = 100.0 * float(np.mean(np.argmax(outputs, -1) == labels))
-    agreement = 100.0 * float(np.mean(np.argmax(outputs, -1) == np.argmax(reference, -1)))
-    max_abs = float(np.max(np.abs(outputs - reference)))
-    drop = keras_top1 - tflite_top1
+    accuracy = compare_predictions(task, outputs, reference, labels)
+    max_abs, drop = accuracy["max_abs_diff"], accuracy["drop_points"]
+    parity_against = "the Keras model"
+    if parity_reference is not None:
+        max_abs = float(np.max(np.abs(outputs - np.asarray(parity_reference, np.float32))))
+        accuracy["max_abs_diff_vs_fine_tuned"] = max_abs
+        parity_against = "the fine-tuned model"
     ops = runner.operators()
     elementwise = sum(ops.get(name, 0) for name in ELEMENTWISE_OPS)
     allowed = expected_elementwise_ops(graph, preprocessing)
     non_builtin = sorted(name for name in ops if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE"))
     space_batch = sum(ops.get(name, 0) for name in SPACE_BATCH_OPS)
+    dilated = dilated_convolutions(graph)
 
     checks = [
         _check("builtin_ops_only", not non_builtin,
@@ -148,24 +163,90 @@ def verify_tflite(runner: TFLiteRunner, *, graph, precision: str, images, labels
                required=not runner.dynamic_batch),
     ]
     if not runner.dynamic_batch:
-        dilated = dilated_convolutions(graph)
         checks.append(_check("dilated_conv_single_op", space_batch == 0,
                              f"{len(dilated)} dilated convolution(s), {space_batch} SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND ops"))
     if precision == "float32":
         checks.append(_check("float32_parity", max_abs <= FLOAT32_TOLERANCE,
-                             f"max abs output difference {max_abs:.3g} (bar {FLOAT32_TOLERANCE:g})"))
+                             f"max abs output difference from {parity_against} {max_abs:.3g} "
+                             f"(bar {FLOAT32_TOLERANCE:g})"))
     checks.append(_check("accuracy_budget", drop <= accuracy_budget,
-                         f"top-1 drop {drop:.2f} points (budget {accuracy_budget:g})"))
+                         f"{METRIC_NAMES[accuracy['metric']]} drop {drop:.2f} points (budget {accuracy_budget:g})"))
     section = {
-        "accuracy": {"samples": int(len(labels)), "keras_top1": keras_top1, "tflite_top1": tflite_top1,
-                     "drop_points": drop, "prediction_agreement": agreement, "max_abs_diff": max_abs},
+        "task": task,
+        "accuracy": accuracy,
         "operators": {"counts": dict(sorted(ops.items())), "total": int(sum(ops.values())),
                       "builtin_only": not non_builtin, "elementwise_ops": elementwise,
-                      "elementwise_ops_allowed": allowed, "space_to_batch_ops": space_batch},
+                      "elementwise_ops_allowed": allowed, "space_to_batch_ops": space_batch,
+                      "dilated_convolutions": len(dilated)},
         "latency": runner.latency(runs=runs),
         "checks": checks,
     }
     return section, [c["name"] for c in checks if c["required"] and not c["passed"]]
+
+
+def compare_predictions(task: str, outputs, reference, labels, prefix: str = "tflite") -> dict:
+    """The accuracy section: the exported model's ``outputs`` vs the Keras ``reference`` on ``labels``.
+
+    Both are probabilities, ``(n, classes)`` or ``(n, height, width, classes)``. Shared keys:
+    ``metric`` (``"top1"`` or ``"miou"``), ``samples``, ``keras_<metric>`` and ``<prefix>_<metric>``
+    (percent), ``drop_points`` (their difference), ``prediction_agreement`` (percent of arg-max
+    predictions, per image or per pixel, that agree) and ``max_abs_diff``. Segmentation adds the
+    pixel accuracy of both and the per-class IoU; pixels labelled 255 are left out of every metric.
+    """
+    if task not in TASK_METRICS:
+        raise ExportError(f"task must be one of {', '.join(TASK_METRICS)}, got {task!r}")
+    outputs, reference = np.asarray(outputs, np.float32), np.asarray(reference, np.float32)
+    labels = np.asarray(labels)
+    exported, keras = np.argmax(outputs, -1), np.argmax(reference, -1)
+    metric = TASK_METRICS[task]
+    section = {"metric": metric, "samples": int(len(labels))}
+    if task == "classification":
+        keras_score = 100.0 * float(np.mean(keras == labels))
+        exported_score = 100.0 * float(np.mean(exported == labels))
+    else:
+        classes = reference.shape[-1]
+        keras_conf, exported_conf = (_confusion(labels, predicted, classes) for predicted in (keras, exported))
+        keras_iou, exported_iou = _class_iou(keras_conf), _class_iou(exported_conf)
+        keras_score, exported_score = _mean_iou(keras_iou), _mean_iou(exported_iou)
+        section.update({
+            "pixels": int(keras_conf.sum()), "ignore_label": IGNORE_LABEL,
+            "keras_pixel_accuracy": _pixel_accuracy(keras_conf),
+            f"{prefix}_pixel_accuracy": _pixel_accuracy(exported_conf),
+            "class_iou": {"keras": keras_iou, prefix: exported_iou},
+        })
+    section.update({
+        f"keras_{metric}": keras_score, f"{prefix}_{metric}": exported_score,
+        "drop_points": keras_score - exported_score,
+        "prediction_agreement": 100.0 * float(np.mean(exported == keras)),
+        "max_abs_diff": float(np.max(np.abs(outputs - reference))),
+    })
+    return section
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """``classes x classes`` pixel counts (rows: true class, columns: predicted), ignore label left out."""
+    labels, predicted = labels.reshape(-1).astype(np.int64), predicted.reshape(-1).astype(np.int64)
+    valid = (labels >= 0) & (labels < classes) & (labels != IGNORE_LABEL)
+    counts = np.bincount(labels[valid] * classes + predicted[valid], minlength=classes * classes)
+    return counts.reshape(classes, classes)
+
+
+def _class_iou(confusion: np.ndarray) -> list:
+    """IoU of each class in percent; ``None`` for a class absent from labels and predictions
+    (the definition of :class:`keras_resnets.metrics.MeanIoU`)."""
+    true_positives = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - true_positives
+    return [100.0 * float(tp / u) if u > 0 else None for tp, u in zip(true_positives, union)]
+
+
+def _mean_iou(class_iou: list) -> float:
+    present = [v for v in class_iou if v is not None]
+    return float(np.mean(present)) if present else 0.0
+
+
+def _pixel_accuracy(confusion: np.ndarray) -> float:
+    total = confusion.sum()
+    return 100.0 * float(np.trace(confusion) / total) if total else 0.0
 
 
 def _check(name: str, passed: bool, detail: str, required: bool = True) -> dict:

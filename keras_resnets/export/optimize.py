@@ -56,7 +56,9 @@ def optimize_and_convert(source, data, *, qat: bool, prune: float | None, precis
         options: :class:`FineTuneOptions`.
 
     Returns:
-        ``(flatbuffer bytes, info dict for the report)``.
+        ``(flatbuffer bytes, info dict for the report, fine-tuned outputs)``: the last are the
+        fine-tuned tf_keras model's probabilities on ``data.eval_images``, which a float32
+        artifact must reproduce (it no longer matches the original model once pruned).
     """
     if prune is not None and not 0.0 < prune < 1.0:
         raise ExportError(f"prune must be a sparsity in (0, 1), got {prune!r}")
@@ -103,4 +105,4 @@ def optimize_and_convert(source, data, *, qat: bool, prune: float | None, precis
             raise ExportError(f"the QAT/pruning worker failed (exit {proc.returncode}): {tail}")
         info = json.loads((work / "result.json").read_text())
         info["fine_tune"] = {**spec["fine_tune"], "images": count}
-        return (work / "model.tflite").read_bytes(), info
+        return (work / "model.tflite").read_bytes(), info, np.load(work / "fine_tuned_outputs.npy")

@@ -34,12 +34,16 @@ def small_resnet(input_shape=INPUT_SHAPE, classes=10, dilation=1, classifier_act
     return keras.Model(inputs, outputs)
 
 
-def write_run(run_dir, model, *, dataset="digits", classifier_activation="softmax", epochs=0):
-    """Save ``model`` as ``best.keras`` with the run's ``config.json`` (digits at 16x16x1)."""
+def write_run(run_dir, model, *, dataset="digits", classifier_activation="softmax", epochs=0,
+              model_name="tiny_resnet"):
+    """Save ``model`` as ``best.keras`` with the run's ``config.json`` (digits at 16x16x1).
+
+    ``model_name`` is the run's model (a registry name for registry models); artifacts are named after it.
+    """
     info = load_dataset(dataset, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2]).info
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
-    config = {**info.to_config(), "model": "tiny_resnet", "model_kwargs": {}, "data_dir": None,
+    config = {**info.to_config(), "model": model_name, "model_kwargs": {}, "data_dir": None,
               "classifier_activation": classifier_activation, "epochs": epochs, "batch_size": 64, "lr": 0.01,
               "schedule": "constant", "augment": "none", "seed": 0, "keras_resnets_version": "0.1.0"}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))

@@ -32,6 +32,18 @@ def test_pruning_then_qat_end_to_end(fresh_run):
     assert report["accuracy"]["tflite_top1"] > 50.0  # eight fine-tuning steps keep the model useful
 
 
+def test_pruning_alone_gives_a_float32_model_matching_its_fine_tuned_twin(fresh_run):
+    """Pruned weights change the outputs: float32 parity is checked against the fine-tuned model."""
+    result = export_model(fresh_run, quantize="none", prune=0.5, accuracy_budget=100.0, **FAST)
+    report = result.report
+    assert result.artifact.name == "tiny_resnet_float32-pruned50.tflite"
+    assert report["optimization"]["pruning"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert report["accuracy"]["max_abs_diff_vs_fine_tuned"] <= 1e-4
+    assert report["accuracy"]["max_abs_diff"] > report["accuracy"]["max_abs_diff_vs_fine_tuned"]
+    parity = next(c for c in report["checks"] if c["name"] == "float32_parity")
+    assert parity["passed"] and "fine-tuned model" in parity["detail"]
+
+
 def test_layer_tfmot_cannot_quantize_is_named(tmp_path):
     from export_helpers import small_resnet, write_run
 

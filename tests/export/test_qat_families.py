@@ -27,6 +27,8 @@ FAMILIES = [
                  {"ZeroPadding2D", "MaxPooling2D", "Add"}, 0, id="resnet_v1_basic"),
     pytest.param("resnet50", {"stage_depths": (1, 2), "stage_widths": (4, 8), "stem_width": 8}, None,
                  {"ZeroPadding2D", "MaxPooling2D", "Add"}, 0, id="resnet_v1_bottleneck"),
+    pytest.param("resnet18_v2", {"stage_depths": (1, 2), "stage_widths": (8, 16), "stem_width": 8}, None,
+                 {"ZeroPadding2D", "MaxPooling2D", "Add"}, 4, id="resnet_v2_imagenet"),
     pytest.param("cifar_resnet20", {"depth": 8, "stage_widths": (4, 8, 16), "stem_width": 4}, None,
                  {"ChannelZeroPad", "MaxPooling2D", "Add"}, 0, id="cifar_v1_option_a"),
     pytest.param("preact_resnet110", {"depth": 8, "stage_widths": (4, 8, 16), "stem_width": 4}, 0.5,

@@ -43,7 +43,8 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir: str, guard: NonFiniteLossGuard):
-        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+        # Two copies: a kill while the backup is written leaves the previous one to resume from.
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False, double_checkpoint=True)
         self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):

@@ -6,6 +6,10 @@
 - ``bayesian``: Gaussian-process Bayesian optimisation over ``max_trials`` trials.
 - ``hyperband``: successive halving over epochs budgets up to ``max_epochs`` (Li et al., 2018).
 
+Every trial trains with ``keras.callbacks.BackupAndRestore`` in ``trial_*/backup``: when a search
+is killed mid-trial and resumed, KerasTuner retries the interrupted trial and it continues from its
+last finished epoch instead of epoch 0.
+
 The tuners declare the space from ``ResNetHyperModel.declare_hyperparameters`` instead of
 KerasTuner's default of building a throw-away model at start-up.
 """
@@ -16,11 +20,13 @@ import math
 import os
 import time
 
+import keras
 import keras_tuner
 from keras_tuner.src.tuners import gridsearch
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 EPOCHS_FILE = "epochs.json"  # per trial: epochs trained over all executions
+BACKUP_DIR = "backup"  # per trial: BackupAndRestore state while the trial runs
 REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 DEFAULT_MAX_TRIALS = 10
 
@@ -45,12 +51,15 @@ def make_objective(name: str = "val_accuracy", direction: str | None = None) -> 
 
 
 class _PerTrialProgress:
-    """Tuner mixin: declare the space without building a model, record each trial's epochs trained
-    (``trial_*/epochs.json``; KerasTuner keeps only the best epoch's metrics), print one line per trial."""
+    """Tuner mixin: declare the space without building a model, back each trial up every epoch
+    (``trial_*/backup``) so an interrupted trial resumes where it stopped, record each trial's epochs
+    trained (``trial_*/epochs.json``; KerasTuner keeps only the best epoch's metrics), print one line
+    per trial."""
 
     def __init__(self, *args, total_trials: int | None = None, **kwargs):
         self._total_trials = total_trials
         self._trial_started = {}
+        self._resumed = {}
         super().__init__(*args, **kwargs)
 
     def _populate_initial_space(self):
@@ -59,10 +68,21 @@ class _PerTrialProgress:
         self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
+        trial_dir = self.get_trial_dir(trial.trial_id)
+        # Two copies: a kill while the backup is written leaves the previous one to resume from.
+        backup = keras.callbacks.BackupAndRestore(os.path.join(trial_dir, BACKUP_DIR), double_checkpoint=True)
+        kwargs["callbacks"] = [*kwargs.get("callbacks", ()), backup]
         histories = super().run_trial(trial, *args, **kwargs)
-        epochs = sum(len(history.epoch) for history in histories)
-        with open(os.path.join(self.get_trial_dir(trial.trial_id), EPOCHS_FILE), "w") as f:
-            json.dump({"epochs": epochs}, f)
+        # A Hyperband continuation starts at its parent's last epoch; a resumed trial at its backup's.
+        first = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+        ran = [history.epoch for history in histories if history.epoch]
+        record = {"epochs": sum(max(epochs) + 1 - first for epochs in ran)}
+        resumed_at = min((min(epochs) for epochs in ran), default=first)
+        if resumed_at > first:
+            record["resumed_at_epoch"] = resumed_at
+            self._resumed[trial.trial_id] = resumed_at
+        with open(os.path.join(trial_dir, EPOCHS_FILE), "w") as f:
+            json.dump(record, f)
         return histories
 
     def on_trial_begin(self, trial):
@@ -84,7 +104,10 @@ class _PerTrialProgress:
             best = self.oracle.get_best_trials(1)
             best_text = f"; best {best[0].score:.4f}" if best and best[0].score is not None else ""
             result = f"{objective} {finished.score:.4f}{best_text}"
-        print(f"trial {finished.trial_id}{of} [{self.tuner_id}] {values}: {result} ({seconds:.0f} s)", flush=True)
+        resumed = self._resumed.pop(trial.trial_id, None)
+        resumed_text = f", resumed at epoch {resumed + 1}" if resumed is not None else ""
+        print(f"trial {finished.trial_id}{of} [{self.tuner_id}] {values}: {result} ({seconds:.0f} s{resumed_text})",
+              flush=True)
 
 
 class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):

@@ -71,7 +71,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         calibration_samples: representative-set size for full-integer quantization.
         eval_samples: cap on held-out images used for the accuracy comparison.
         fine_tune: :class:`~keras_resnets.export.optimize.FineTuneOptions` for ``qat``/``prune``
-            (classifiers only: the fine-tuning worker trains with a classification loss).
+            (segmentation models fine-tune with per-pixel cross-entropy, ignoring label 255).
         checkpoint: ``"best"`` or ``"final"`` model of a run directory.
 
     Raises:
@@ -84,14 +84,14 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
                           "(quantization and pruning apply to tflite)")
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
-    if src.task != "classification" and (quantize == "qat" or prune is not None):
-        raise ExportError(f"--quantize qat and --prune fine-tune classifiers only; {src.name} is a {src.task} "
-                          "model (use --quantize none, float16, dynamic, int8 or auto)")
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
     if to == "saved_model":
         return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
-    data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples)
+    fine_tune = fine_tune or FineTuneOptions()
+    fine_tuning = quantize == "qat" or prune is not None
+    data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples,
+                            train_samples=fine_tune.max_images if fine_tuning else None)
     job = _Job(src, data, layer_graph(src.model), batch_size, include_preprocessing, io_type, accuracy_budget,
                num_threads, benchmark_runs)
     if quantize == "auto" and prune is not None:
@@ -104,7 +104,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
         flatbuffer, info, fine_tuned = optimize_and_convert(
             src, data, qat=quantize == "qat", prune=prune, precision=precision, io_type=io_type,
-            batch_size=batch_size, preprocessing=include_preprocessing, options=fine_tune or FineTuneOptions(),
+            batch_size=batch_size, preprocessing=include_preprocessing, options=fine_tune,
             seed=int(src.config.get("seed", 0)))
         variant = job.variant_name(precision, qat=quantize == "qat", prune=prune)
         section, failed = job.verify(flatbuffer, precision, parity_reference=fine_tuned)

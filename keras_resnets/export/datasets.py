@@ -49,7 +49,7 @@ class ExportData:
 
 
 def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
-                     eval_samples: int | None = None) -> ExportData:
+                     eval_samples: int | None = None, train_samples: int | None = None) -> ExportData:
     """Training and held-out images for ``source``.
 
     Args:
@@ -64,6 +64,9 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
         calibration_samples: size of the representative set.
         eval_samples: cap on held-out images (all by default; at most
             :data:`SEGMENTATION_EVAL_SAMPLES` for segmentation).
+        train_samples: training images kept for fine-tuning (QAT, pruning). Classifiers keep the
+            whole training split; segmentation keeps only the calibration images unless this asks
+            for more (its masks are large).
 
     Raises:
         ExportError: no dataset is known, or its images or labels do not match the model.
@@ -77,6 +80,7 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
     if eval_samples is not None and eval_samples < 1:
         raise ExportError(f"eval_samples must be >= 1, got {eval_samples}")
     segmentation = getattr(source, "task", "classification") == "segmentation"
+    train_limit = max(calibration_samples, train_samples or 0)
     if segmentation and eval_samples is None:
         eval_samples = SEGMENTATION_EVAL_SAMPLES
     mean = np.asarray(source.mean, np.float32)
@@ -85,7 +89,7 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
         x_train, y_train, x_test, y_test = _from_npz(Path(dataset), mean, std)
     elif segmentation:
         x_train, y_train, x_test, y_test = _from_segmentation(source, str(dataset), mean, std,
-                                                              calibration_samples, eval_samples)
+                                                              train_limit, eval_samples)
     else:
         x_train, y_train, x_test, y_test = _from_pipeline(source, str(dataset))
     for split, images, labels in (("training", x_train, y_train), ("held-out", x_test, y_test)):
@@ -96,8 +100,8 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
             raise ExportError(f"dataset {dataset!r} has {len(images)} {split} images but {len(labels)} labels")
         if segmentation:
             _check_masks(dataset, split, labels, source)
-    if segmentation:  # only calibration uses training images (no fine-tuning for segmentation)
-        x_train, y_train = x_train[:calibration_samples], y_train[:calibration_samples]
+    if segmentation:  # calibration, and fine-tuning when asked for, use training images
+        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if eval_samples is not None:
         x_test, y_test = x_test[:eval_samples], y_test[:eval_samples]
     return ExportData(train_images=x_train, train_labels=y_train, eval_images=x_test, eval_labels=y_test,

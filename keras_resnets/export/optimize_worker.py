@@ -25,6 +25,7 @@ from keras_resnets.export.graph import LayerGraph, LayerNode, foldable_batchnorm
 # Activations the default 8-bit QAT scheme can quantize (tfmot Default8BitActivationQuantizeConfig).
 QAT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
 PRUNABLE_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+IGNORE_LABEL = 255  # segmentation masks: pixels without a class (left out of the loss and the metric)
 # Layers whose TFLite int8 kernel requires the output scale to equal the input scale: they keep their
 # input's quantization (no output fake-quant of their own), which the converter then propagates.
 SAME_SCALE_LAYERS = ("AveragePooling2D",)
@@ -68,7 +69,11 @@ def optimize(work_dir: Path) -> dict:
     if spec["export"]["add_softmax"]:
         outputs = tf.nn.softmax(outputs, axis=-1).numpy()
     np.save(work_dir / "fine_tuned_outputs.npy", outputs)  # what a float32 artifact must reproduce
-    result["fine_tuned_keras_top1"] = 100.0 * float(np.mean(np.argmax(outputs, -1) == arrays["eval_labels"]))
+    labels = arrays["eval_labels"]
+    # segmentation masks leave some pixels out (a class index may be 255 for a classifier)
+    labelled = labels != IGNORE_LABEL if tune["segmentation"] else np.ones(labels.shape, bool)
+    result["fine_tuned_keras_metric"] = "pixel_accuracy" if tune["segmentation"] else "top1"
+    result["fine_tuned_keras"] = 100.0 * float(np.mean((np.argmax(outputs, -1) == labels)[labelled]))
 
     export = spec["export"]
     saved_model = work_dir / "saved_model"
@@ -107,9 +112,12 @@ def _serving_module(model):
 def _compile_and_fit(model, train, tune, callbacks=()):
     import tf_keras
 
-    model.compile(optimizer=tf_keras.optimizers.Adam(tune["learning_rate"]),
-                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=tune["from_logits"]),
-                  metrics=["accuracy"])
+    segmentation = tune["segmentation"]
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=tune["from_logits"],
+                                                         ignore_class=IGNORE_LABEL if segmentation else None)
+    # plain accuracy would count ignored pixels; the loss alone is reported for segmentation
+    model.compile(optimizer=tf_keras.optimizers.Adam(tune["learning_rate"]), loss=loss,
+                  metrics=[] if segmentation else ["accuracy"])
     history = model.fit(*train, batch_size=tune["batch_size"], epochs=tune["epochs"], verbose=0,
                         callbacks=list(callbacks), shuffle=True)
     return {key: [float(v) for v in values] for key, values in history.history.items()}

@@ -108,7 +108,8 @@ def markdown_report(report: dict) -> str:
     if optimization:
         lines += ["", "## QAT / pruning", "", f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
                   f"{optimization['bridge_max_abs_diff']:.3g}",
-                  f"- fine-tuned Keras top-1: {optimization['fine_tuned_keras_top1']:.2f}%"]
+                  f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
+                  f"{optimization['fine_tuned_keras']:.2f}%"]
         if "pruning" in optimization:
             p = optimization["pruning"]
             lines.append(f"- pruning: target sparsity {p['target_sparsity']:.2f}, achieved {p['achieved_sparsity']:.3f} "

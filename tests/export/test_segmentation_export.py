@@ -179,10 +179,23 @@ def test_masks_of_the_wrong_shape_are_rejected_and_nothing_is_written(seg_run, t
     assert "\n" not in str(err.value) and not out.exists()
 
 
-def test_qat_and_pruning_refuse_segmentation_models(seg_run, tmp_path):
-    with pytest.raises(ExportError, match="fine-tune classifiers only; dilated_resnet18_seg is a segmentation model"):
-        export_model(seg_run, quantize="qat", output_dir=tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+def test_pruning_and_qat_fine_tune_segmentation_models(seg_run, tmp_path):
+    """The tf_keras bridge, per-pixel fine-tuning (label 255 ignored), 50% pruning and QAT, then int8."""
+    from keras_resnets.export.optimize import FineTuneOptions
+
+    result = export_model(seg_run, quantize="qat", prune=0.5, output_dir=tmp_path / "out", accuracy_budget=100.0,
+                          eval_samples=32, fine_tune=FineTuneOptions(epochs=1, max_images=64, batch_size=16), **FAST)
+    report, optimization = result.report, result.report["optimization"]
+    assert report["task"] == "segmentation" and report["accuracy"]["metric"] == "miou"
+    assert optimization["bridge_max_abs_diff"] <= 1e-5
+    assert optimization["fine_tune"]["images"] == 64
+    assert optimization["pruning"]["achieved_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert optimization["qat"]["scheme"] == "Default8BitPrunePreserveQuantizeScheme"
+    assert optimization["fine_tuned_keras_metric"] == "pixel_accuracy" and optimization["fine_tuned_keras"] > 50.0
+    assert report["io"] == {"input": "int8", "output": "int8"}
+    assert all(check["passed"] for check in report["checks"]), report["checks"]
+    assert report["operators"]["space_to_batch_ops"] == 0 and "MUL" not in report["operators"]["counts"]
+    assert result.artifact.name == "dilated_resnet18_seg_qat-int8-pruned50.tflite"
 
 
 def test_outputs_neither_classes_nor_pixel_classes_are_refused_in_one_line(tmp_path):

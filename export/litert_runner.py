@@ -52,10 +52,7 @@ class EdgeModel:
 
         model_path = Path(model_path)
         self.metadata = read_sidecar(model_path)
-        task = self.metadata.get("task", "classification")  # sidecars before segmentation had no task
-        if task not in TASKS:
-            raise ValueError(f"{model_path.with_suffix('.json')} has task {task!r}; this runner handles "
-                             f"{', '.join(TASKS)}")
+        task = self.metadata["task"]
         if self.task is not None and task != self.task:
             raise ValueError(f"{model_path} is a {task} model; use {_RUNNERS[task].__name__} (or open_model) "
                              f"instead of {type(self).__name__}")
@@ -164,15 +161,14 @@ _RUNNERS = {"classification": EdgeClassifier, "segmentation": EdgeSegmenter}
 
 def open_model(model_path, num_threads: int = 1) -> EdgeModel:
     """The runner for the task the model's sidecar names (:class:`EdgeClassifier` or :class:`EdgeSegmenter`)."""
-    task = read_sidecar(model_path).get("task", "classification")
-    if task not in _RUNNERS:
-        raise ValueError(f"{Path(model_path).with_suffix('.json')} has task {task!r}; this runner handles "
-                         f"{', '.join(TASKS)}")
-    return _RUNNERS[task](model_path, num_threads)
+    return _RUNNERS[read_sidecar(model_path)["task"]](model_path, num_threads)
 
 
 def read_sidecar(model_path) -> dict:
-    """The metadata ``<stem>.json`` next to ``model_path``, checked for the sidecar format."""
+    """The metadata ``<stem>.json`` next to ``model_path``, checked for the sidecar format and task.
+
+    Sidecars written before segmentation support have no ``task``: they are classifiers.
+    """
     model_path = Path(model_path)
     sidecar = model_path.with_suffix(".json")
     if not sidecar.is_file():
@@ -180,6 +176,9 @@ def read_sidecar(model_path) -> dict:
     metadata = json.loads(sidecar.read_text())
     if metadata.get("format") != SIDECAR_FORMAT:
         raise ValueError(f"{sidecar} has format {metadata.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+    metadata.setdefault("task", "classification")
+    if metadata["task"] not in TASKS:
+        raise ValueError(f"{sidecar} has task {metadata['task']!r}; this runner handles {', '.join(TASKS)}")
     return metadata
 
 

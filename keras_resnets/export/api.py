@@ -14,8 +14,8 @@ from keras_resnets.export.errors import ExportError, VerificationError
 from keras_resnets.export.graph import layer_graph
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.source import ExportSource, load_source
-from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TFLiteRunner, compare_predictions,
-                                         verify_tflite)
+from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_METRICS, TFLiteRunner,
+                                         compare_predictions, verify_tflite)
 
 TARGETS = ("tflite", "saved_model")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
@@ -298,7 +298,7 @@ def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, 
         if labels is not None:
             accuracy = compare_predictions(src.task, exported, reference, labels, prefix="exported")
         else:
-            metric = "top1" if src.task == "classification" else "miou"
+            metric = TASK_METRICS[src.task]
             accuracy = {"metric": metric, "samples": len(images), f"keras_{metric}": 0.0, f"exported_{metric}": 0.0,
                         "max_abs_diff": max_abs}
         if max_abs > FLOAT32_TOLERANCE:

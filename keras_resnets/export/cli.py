@@ -52,8 +52,9 @@ def run(args) -> int:
 
     report = result.report
     print(f"wrote {result.artifact} ({report['size_bytes'] / 1024:.1f} KiB)")
-    if summary_line(report):
-        print(summary_line(report))
+    summary = summary_line(report)
+    if summary:
+        print(summary)
     if report.get("auto"):
         print(report["auto"]["reason"])
     print(f"report: {result.report_md}")

@@ -59,8 +59,11 @@ def write_saved_model(model, path, *, input_shape, batch_size=1, mean=None, std=
         archive.add_endpoint(SIGNATURE_KEY, serve)
         archive.write_out(str(path), verbose=False)
     else:
+        # Track only the variables the signature captures: saving the tf_keras model itself would
+        # serialize every (QAT-wrapped) layer with its traced functions and slow saving and
+        # conversion several-fold, for the same flatbuffer.
         module = tf.Module()
-        module.model = model  # tracks the tf_keras weights
+        module.model_variables = list(model.variables)
         module.serve = serve
         tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: serve.get_concrete_function()})
 

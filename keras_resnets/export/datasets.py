@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_resnets.export.errors import ExportError
+from keras_resnets.export.verify import IGNORE_LABEL
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 SEGMENTATION_DATASETS = ("shapes", "oxford_iiit_pet")
@@ -15,7 +16,6 @@ SEGMENTATION_DATASET_KWARGS = {"shapes": ("num_train", "num_validation", "max_sh
                                "oxford_iiit_pet": ("border_label",)}
 # Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
 SEGMENTATION_EVAL_SAMPLES = 500
-IGNORE_LABEL = 255
 
 
 @dataclasses.dataclass
@@ -79,7 +79,7 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
                           "(a dataset name or an .npz file with x_train, y_train, x_test, y_test)")
     if eval_samples is not None and eval_samples < 1:
         raise ExportError(f"eval_samples must be >= 1, got {eval_samples}")
-    segmentation = getattr(source, "task", "classification") == "segmentation"
+    segmentation = source.task == "segmentation"
     train_limit = max(calibration_samples, train_samples or 0)
     if segmentation and eval_samples is None:
         eval_samples = SEGMENTATION_EVAL_SAMPLES

@@ -21,11 +21,11 @@ import numpy as np
 from keras_resnets.export import bridge, convert
 from keras_resnets.export.errors import UnsupportedOperationError
 from keras_resnets.export.graph import LayerGraph, LayerNode, foldable_batchnorms
+from keras_resnets.export.verify import IGNORE_LABEL
 
 # Activations the default 8-bit QAT scheme can quantize (tfmot Default8BitActivationQuantizeConfig).
 QAT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
 PRUNABLE_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
-IGNORE_LABEL = 255  # segmentation masks: pixels without a class (left out of the loss and the metric)
 # Layers whose TFLite int8 kernel requires the output scale to equal the input scale: they keep their
 # input's quantization (no output fake-quant of their own), which the converter then propagates.
 SAME_SCALE_LAYERS = ("AveragePooling2D",)
@@ -78,7 +78,7 @@ def optimize(work_dir: Path) -> dict:
     export = spec["export"]
     saved_model = work_dir / "saved_model"
     preprocessing = export["preprocessing"]
-    convert.write_saved_model(_serving_module(model), saved_model, input_shape=tuple(export["input_shape"]),
+    convert.write_saved_model(model, saved_model, input_shape=tuple(export["input_shape"]),
                               batch_size=export["batch_size"], add_softmax=export["add_softmax"],
                               mean=preprocessing["mean"] if preprocessing else None,
                               std=preprocessing["std"] if preprocessing else None)
@@ -86,27 +86,6 @@ def optimize(work_dir: Path) -> dict:
                                              representative=arrays["representative"])
     (work_dir / "model.tflite").write_bytes(flatbuffer)
     return result
-
-
-def _serving_module(model):
-    """A ``tf.Module`` that holds ``model``'s variables and calls it, for the SavedModel.
-
-    Saving the tf_keras model itself serializes every (QAT-wrapped) layer with its traced functions,
-    and the converter then restores them all; the serving signature needs only the variables. The
-    TFLite flatbuffer is the same, in a fraction of the time.
-    """
-    import tensorflow as tf
-
-    class ServingModel(tf.Module):
-        def __init__(self):
-            super().__init__(name="serving_model")
-            self.model_variables = list(model.variables)  # tracked: the signature captures them
-            self._call = model.__call__  # a bound method is not tracked: no Keras objects are saved
-
-        def __call__(self, images, training=False):
-            return self._call(images, training=training)
-
-    return ServingModel()
 
 
 def _compile_and_fit(model, train, tune, callbacks=()):

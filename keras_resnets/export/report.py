@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnets.export.verify import METRIC_NAMES
+
 SIDECAR_FORMAT = "keras_resnets.tflite/1"
 INDEX_NAME = "report"
 
@@ -25,7 +27,7 @@ def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool)
                 "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if quantized else None}
 
     height, width, channels = source.input_shape
-    task = getattr(source, "task", "classification")
+    task = source.task
     output = {**tensor(runner.output), "kind": "probabilities"}
     if task == "segmentation":
         out_h, out_w, classes = (int(d) for d in runner.output["shape"][1:])
@@ -71,7 +73,7 @@ def markdown_report(report: dict) -> str:
     acc = report.get("accuracy")
     if acc:
         metric = acc.get("metric", "top1")
-        label = "top-1" if metric == "top1" else "mIoU"
+        label = METRIC_NAMES[metric]
         exported = acc.get(f"tflite_{metric}", acc.get(f"exported_{metric}", 0.0))
         lines += ["", f"## Accuracy (held-out, task: {report.get('task', 'classification')})", "",
                   f"| samples | Keras {label} | exported {label} | drop (points) | agreement | max abs diff |",
@@ -146,8 +148,7 @@ def summary_line(report: dict) -> str:
     exported = accuracy.get(f"tflite_{metric}")
     if exported is None:
         return ""
-    label = "top-1" if metric == "top1" else "mIoU"
-    line = (f"{label} {exported:.2f}% vs Keras {accuracy[f'keras_{metric}']:.2f}% "
+    line = (f"{METRIC_NAMES[metric]} {exported:.2f}% vs Keras {accuracy[f'keras_{metric}']:.2f}% "
             f"(drop {accuracy['drop_points']:.2f} points)")
     if metric == "miou":
         line += f", pixel accuracy {accuracy['tflite_pixel_accuracy']:.2f}%"

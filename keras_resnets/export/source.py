@@ -9,7 +9,6 @@ from pathlib import Path
 from keras_resnets.export.errors import ExportError
 
 CHECKPOINTS = ("best", "final")
-TASKS = ("classification", "segmentation")
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ from keras_resnets.export.graph import dilated_convolutions, expected_elementwis
 FLOAT32_TOLERANCE = 1e-4
 ELEMENTWISE_OPS = ("ADD", "MUL", "SUB")
 SPACE_BATCH_OPS = ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
-IGNORE_LABEL = 255
+IGNORE_LABEL = 255  # mask pixels without a class, as in keras_resnets.data.segmentation
 # The metric the accuracy budget applies to, per task (both in percent).
 TASK_METRICS = {"classification": "top1", "segmentation": "miou"}
 METRIC_NAMES = {"top1": "top-1", "miou": "mIoU"}

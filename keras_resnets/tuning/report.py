@@ -26,6 +26,7 @@ import shlex
 from keras_resnets.tuning.space import CONTINUOUS, SHARE_NAMES
 
 SEARCH_FILE = "search.json"
+EPOCHS_FILE = "epochs.json"  # per trial, written by the tuners: epochs trained over all executions
 ROW_KEYS = ("augment", "activation")
 COLUMN_KEY = "lr_ratio"
 RECIPE_VALUE_KEYS = ("lr", "weight_decay", "batch_size", "augment")
@@ -59,7 +60,7 @@ def _epochs_trained(trial_dir: str, raw: dict, search: dict) -> int:
     trial's budget (Hyperband: its epochs minus its parent's; else ``max_epochs``) times the
     executions, which is exact unless early stopping cut the trial short.
     """
-    path = os.path.join(trial_dir, "epochs.json")
+    path = os.path.join(trial_dir, EPOCHS_FILE)
     if os.path.exists(path):
         with open(path) as f:
             return int(json.load(f)["epochs"])

@@ -24,8 +24,9 @@ import keras
 import keras_tuner
 from keras_tuner.src.tuners import gridsearch
 
+from keras_resnets.tuning.report import EPOCHS_FILE
+
 TUNERS = ("grid", "random", "bayesian", "hyperband")
-EPOCHS_FILE = "epochs.json"  # per trial: epochs trained over all executions
 BACKUP_DIR = "backup"  # per trial: BackupAndRestore state while the trial runs
 REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 DEFAULT_MAX_TRIALS = 10

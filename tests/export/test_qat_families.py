@@ -13,6 +13,7 @@ from export_helpers import INPUT_SHAPE, write_run
 from keras_resnets.export import export_model
 from keras_resnets.export.graph import foldable_batchnorms, layer_graph
 from keras_resnets.export.optimize import FineTuneOptions
+from tests.models.helpers import randomise_statistics
 
 pytestmark = pytest.mark.tf_only
 
@@ -54,18 +55,15 @@ def _tiny_model(name: str, kwargs: dict, images):
     equality check covers all four BatchNormalization weights; no training step is needed.
     """
     import keras
-    import numpy as np
 
     import keras_resnets
 
     keras.utils.set_random_seed(0)
     model = keras_resnets.create_model(name, input_shape=INPUT_SHAPE, classes=10, **kwargs)
-    rng = np.random.default_rng(0)
+    randomise_statistics(model)  # scales and offsets; the moving statistics are replaced below
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
-        layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype("float32"))
-        layer.beta.assign(rng.normal(0.0, 0.1, layer.beta.shape).astype("float32"))
         layer.momentum = 0.0  # one forward pass in training mode sets the moving statistics
     model(images, training=True)
     for layer, momentum in zip(norms, momenta):

@@ -55,14 +55,14 @@ def assert_roundtrip(model, tmp_path, x, expected=None):
     return loaded
 
 
-def randomise_statistics(model, seed=0):
-    """Give BN statistics and conv biases non-trivial values, so weight ports are really exercised."""
+def randomise_statistics(model, seed=0, conv_biases=True):
+    """Give BN statistics (and conv biases) non-trivial values, so weight ports are really exercised."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
                                rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+        elif conv_biases and isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape)])

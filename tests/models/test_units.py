@@ -5,6 +5,8 @@ import pytest
 
 from keras_resnets.layers import PLACEMENTS, SHORTCUTS, ChannelZeroPad, StochasticDepth, UnitSpec, residual_unit
 
+from .helpers import randomise_statistics
+
 X = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype("float32")
 
 
@@ -13,16 +15,8 @@ def unit_model(channels_in=4, filters=4, stride=1, randomise=True, **spec_kwargs
     outputs = residual_unit(inputs, filters, UnitSpec(**spec_kwargs), stride=stride, name="u")
     model = keras.Model(inputs, outputs)
     if randomise:
-        _randomise_bn(model)
+        randomise_statistics(model, seed=3, conv_biases=False)  # keep the gates' initial bias
     return model
-
-
-def _randomise_bn(model, seed=3):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n), rng.uniform(0.5, 1.5, n)])
 
 
 def run(model, x=X):

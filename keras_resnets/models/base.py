@@ -23,8 +23,14 @@ def model_input(input_tensor=None, input_shape=None, default_shape=(224, 224, 3)
         (inputs, x): the model's input tensor(s) and the tensor the body starts from.
     """
     if input_tensor is not None:
+        if not _is_keras_tensor(input_tensor):
+            raise ValueError(f"input_tensor must be a Keras tensor (keras.Input or a layer's output), "
+                             f"got {type(input_tensor).__name__}")
         shape = tuple(input_tensor.shape[1:])
-        inputs = input_tensor if _is_input(input_tensor) else keras.Input(tensor=input_tensor)
+        # As keras.applications does: the model starts at the Input(s) the tensor was computed from,
+        # so the layers that produced ``input_tensor`` become part of the model.
+        inputs = keras.utils.get_source_inputs(input_tensor)
+        inputs = inputs[0] if len(inputs) == 1 else inputs
     else:
         shape = tuple(default_shape if input_shape is None else input_shape)
         if len(shape) != 3:
@@ -41,9 +47,8 @@ def model_input(input_tensor=None, input_shape=None, default_shape=(224, 224, 3)
     return inputs, (input_tensor if input_tensor is not None else inputs)
 
 
-def _is_input(tensor) -> bool:
-    history = getattr(tensor, "_keras_history", None)
-    return history is not None and isinstance(history[0], keras.layers.InputLayer)
+def _is_keras_tensor(tensor) -> bool:
+    return getattr(tensor, "_keras_history", None) is not None
 
 
 def classification_head(x, *, include_top: bool, pooling, classes: int, classifier_activation):
@@ -104,7 +109,11 @@ def load_weights(model: keras.Model, weights) -> keras.Model:
         else:
             model.load_weights(path)
     except ValueError as err:
-        raise ValueError(f"weights file {path!r} does not fit model {model.name!r}: {_first_line(err)}") from None
+        detail = _first_line(err).rstrip(":")
+        count = None if path.endswith(".keras") else _h5_tensor_count(path)
+        if count is not None:
+            detail = f"the file holds {count} weight tensors, {model.name!r} has {len(model.weights)}; {detail}"
+        raise ValueError(f"weights file {path!r} does not fit model {model.name!r}: {detail}") from None
     except Exception as err:  # h5py/KeyError from a foreign file
         raise ValueError(f"weights file {path!r} could not be loaded into {model.name!r}: {_first_line(err)}") from None
     return model
@@ -112,13 +121,27 @@ def load_weights(model: keras.Model, weights) -> keras.Model:
 
 def _copy_weights(source: keras.Model, target: keras.Model) -> None:
     src, dst = source.weights, target.weights
-    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
-        raise ValueError(
-            f"architecture differs: source {source.name!r} has {len(src)} weight tensors, target has {len(dst)} "
-            "(or their shapes differ)"
-        )
+    if len(src) != len(dst):
+        raise ValueError(f"architecture differs: source {source.name!r} has {len(src)} weight tensors, "
+                         f"target {target.name!r} has {len(dst)}")
+    for a, b in zip(src, dst):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"architecture differs: source {source.name!r} has {a.path} of shape {tuple(a.shape)}, "
+                             f"target {target.name!r} has {b.path} of shape {tuple(b.shape)}")
     for a, b in zip(src, dst):
         b.assign(a)
+
+
+def _h5_tensor_count(path: str):
+    try:
+        import h5py  # a Keras dependency
+
+        with h5py.File(path, "r") as f:
+            count = []
+            f.visititems(lambda name, obj: count.append(1) if isinstance(obj, h5py.Dataset) else None)
+            return len(count)
+    except Exception:  # not an HDF5 file: the loader's own error says so
+        return None
 
 
 def _first_line(err: Exception) -> str:

@@ -176,8 +176,10 @@ def _check_stages(stage_depths, stage_widths):
 def _check_multi_grid(multi_grid):
     if multi_grid is None:
         return ()
+    if isinstance(multi_grid, (str, bytes)) or not hasattr(multi_grid, "__iter__"):
+        raise ValueError(f"multi_grid must be a sequence of positive integers such as (1, 2, 4), got {multi_grid!r}")
     grid = tuple(multi_grid)
-    if not grid or any(not isinstance(r, int) or r < 1 for r in grid):
+    if not grid or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in grid):
         raise ValueError(f"multi_grid must be positive integers such as (1, 2, 4), got {multi_grid!r}")
     return grid
 

@@ -83,6 +83,22 @@ def test_weights_file_roundtrip_and_foreign_weights(tmp_path):
         keras_resnets.create_model("cifar_resnet20", weights=str(tmp_path / "missing.weights.h5"))
 
 
+def test_weights_of_another_architecture_name_both(tmp_path):
+    """Issue 16: ``weights=`` a file of another architecture ends in one line naming both."""
+    m = keras_resnets.create_model("cifar_resnet20", classes=10)
+    m.save(tmp_path / "m.keras")
+    m.save_weights(tmp_path / "m.weights.h5")
+    with pytest.raises(ValueError, match="source 'cifar_resnet20' has 97 weight tensors, target 'cifar_resnet32' has 157") as err:
+        keras_resnets.create_model("cifar_resnet32", classes=10, weights=str(tmp_path / "m.keras"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"source 'cifar_resnet20' has predictions/kernel of shape \(64, 10\), "
+                                         r"target 'cifar_resnet20' has predictions/kernel of shape \(64, 7\)"):
+        keras_resnets.create_model("cifar_resnet20", classes=7, weights=str(tmp_path / "m.keras"))
+    with pytest.raises(ValueError, match="the file holds 97 weight tensors, 'cifar_resnet32' has 157") as err:
+        keras_resnets.create_model("cifar_resnet32", classes=10, weights=str(tmp_path / "m.weights.h5"))
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -116,3 +132,21 @@ def test_generic_builder_any_layout():
     m = ResNet((1, 1, 1), (8, 16, 32), unit="bottleneck", stem="cifar", stem_width=8, input_shape=(16, 16, 2), classes=3)
     assert m.output.shape == (None, 3)
     assert m.get_layer("stage3_unit1_conv3").filters == 128
+
+
+def test_input_tensor_from_another_layer_keeps_the_original_input():
+    """Issue 16.8: as keras.applications, the model's input is the Input the tensor came from."""
+    images = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1 / 255.0, name="outer_scale")(images)
+    backbone = keras_resnets.create_model("cifar_resnet20", input_tensor=scaled, classes=4)
+    assert backbone.inputs[0] is images
+    assert "outer_scale" in [layer.name for layer in backbone.layers]
+    outer = keras.Model(images, keras.layers.Activation("linear", name="head")(backbone.output))
+    x = random_images((32, 32, 3), batch=2)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(outer(x)),
+                               keras.ops.convert_to_numpy(backbone(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_input_tensor_must_be_a_keras_tensor():
+    with pytest.raises(ValueError, match="input_tensor must be a Keras tensor"):
+        keras_resnets.create_model("cifar_resnet20", input_tensor=np.zeros((1, 32, 32, 3), "float32"))

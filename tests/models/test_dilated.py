@@ -87,6 +87,13 @@ def test_non_positive_multi_grid_is_named(bad):
         keras_resnets.create_model("resnet18", output_stride=8, multi_grid=bad)
 
 
+@pytest.mark.parametrize("bad", [2, "124", 2.0])
+def test_multi_grid_that_is_not_a_sequence_is_named(bad):
+    """Issue 16.4: ``multi_grid=2`` ends in one line, not ``TypeError: 'int' object is not iterable``."""
+    with pytest.raises(ValueError, match=r"multi_grid must be a sequence of positive integers such as \(1, 2, 4\)"):
+        keras_resnets.create_model("resnet18", output_stride=8, multi_grid=bad)
+
+
 def test_input_smaller_than_the_stride_is_rejected():
     with pytest.raises(ValueError, match="at least 8"):
         keras_resnets.create_model("resnet18", input_shape=(6, 6, 3), output_stride=8)

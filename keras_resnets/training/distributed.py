@@ -35,6 +35,7 @@ import threading
 import tensorflow as tf
 
 from keras_resnets.data import Datasets
+from keras_resnets.training.listen import split_host_port, warn_if_public
 
 DISTRIBUTE_MODES = ("data_parallel", "mirrored")
 REQUIRED_BACKEND = {"data_parallel": "jax", "mirrored": "tensorflow"}
@@ -166,9 +167,17 @@ def initialize_cluster(cluster: ClusterSpec) -> None:
     watchdog = threading.Timer(cluster.timeout_s, give_up)
     watchdog.daemon = True
     watchdog.start()
+    # JAX's default binds the coordinator to every interface ([::]:port); bind it to the address the
+    # cluster was given, and say so when that address is public (the service has no authentication).
+    bind = {}
+    if cluster.process_id == 0:
+        host, port = split_host_port(cluster.coordinator)
+        warn_if_public(cluster.coordinator, "the JAX coordination service")
+        bind = {"coordinator_bind_address": f"[{host}]:{port}" if ":" in host else cluster.coordinator}
     try:
         jax.distributed.initialize(
             coordinator_address=cluster.coordinator,
+            **bind,
             num_processes=cluster.num_processes,
             process_id=cluster.process_id,
             initialization_timeout=cluster.timeout_s + 30,  # JAX's own abort only as a last resort

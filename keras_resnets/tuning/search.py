@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from keras_resnets.training.listen import warn_if_public
 from keras_resnets.tuning.report import SEARCH_FILE, render_report
 from keras_resnets.tuning.space import SearchSpace
 
@@ -177,6 +178,9 @@ def tune(
     role = distributed_role()
     if role and not run_name:
         raise ValueError("distributed search: every process needs the same run_name (--run-name)")
+    if role == "chief":
+        warn_if_public(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
+                       "the KerasTuner oracle (gRPC)")
 
     run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
     tune_dir = os.path.join(runs_dir, run_name, PROJECT_NAME)

@@ -108,6 +108,16 @@ RECIPES = {
             weight_decay=5e-4,
             augment="crop",
         ),
+        Recipe(
+            "yu2016_shapes",
+            "Segmentation on the generated shapes (Yu & Koltun's SGD with momentum 0.9, scaled to a few CPU "
+            "minutes): lr 0.05 with cosine decay, batch 16, weight decay 1e-4, no augmentation",
+            epochs=12,
+            batch_size=16,
+            lr=0.05,
+            schedule="cosine",
+            augment="none",
+        ),
     )
 }
 

@@ -5,6 +5,7 @@ Usage: resume_child.py RUNS_DIR RUN_NAME [--kill-at-epoch E --kill-at-batch B] [
 import argparse
 import os
 import signal
+import sys
 
 import keras
 
@@ -26,6 +27,22 @@ class KillAt(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class FullDiskAfter(keras.callbacks.Callback):
+    """After epoch ``epoch`` (0-based) every file this process writes may hold 64 bytes at most:
+    writes fail as on a full disk (EFBIG instead of the SIGXFSZ kill)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("runs_dir")
@@ -33,8 +50,19 @@ def main():
     parser.add_argument("--kill-at-epoch", type=int)
     parser.add_argument("--kill-at-batch", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--full-disk-after-epoch", type=int)
     args = parser.parse_args()
     callbacks = [KillAt(args.kill_at_epoch, args.kill_at_batch)] if args.kill_at_epoch is not None else []
+    if args.full_disk_after_epoch is not None:
+        callbacks.append(FullDiskAfter(args.full_disk_after_epoch))
+    try:
+        _train(args, callbacks)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _train(args, callbacks):
     train(
         "cifar_resnet20", "digits", model_kwargs={"depth": 8}, image_size=(16, 16), recipe="digits_demo",
         epochs=3, batch_size=128, runs_dir=args.runs_dir, run_name=args.run_name, resume=args.resume,

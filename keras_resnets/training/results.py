@@ -13,11 +13,11 @@ from keras_resnets.training.artifacts import plot_curves, plot_predictions, read
 PREDICTION_IMAGES = 4  # held-out images drawn in predictions.png
 
 
-def evaluate_task(model: keras.Model, test, task: str) -> dict:
+def evaluate_task(model: keras.Model, test, task: str, class_names=()) -> dict:
     """Test metrics of ``model`` for its task.
 
     Classification: ``test_accuracy``, ``test_loss``. Segmentation: ``test_mean_iou``,
-    ``test_pixel_accuracy``, ``test_loss`` and ``test_per_class_iou`` (class index -> IoU, ``None``
+    ``test_pixel_accuracy``, ``test_loss`` and ``test_per_class_iou`` (class name -> IoU, ``None``
     for a class seen in neither labels nor predictions).
     """
     values = model.evaluate(test, verbose=0, return_dict=True)
@@ -28,7 +28,9 @@ def evaluate_task(model: keras.Model, test, task: str) -> dict:
         iou = MeanIoU(int(model.output_shape[-1]))
         for images, masks in test:
             iou.update_state(masks, model(images, training=False))
-        metrics["test_per_class_iou"] = [None if np.isnan(v) else round(float(v), 4) for v in iou.per_class_iou()]
+        names = list(class_names) or [str(i) for i in range(iou.num_classes)]
+        metrics["test_per_class_iou"] = {name: None if np.isnan(v) else round(float(v), 4)
+                                         for name, v in zip(names, iou.per_class_iou())}
     return metrics
 
 
@@ -71,7 +73,7 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         "status": "completed", "task": config.task, "model": config.model, "dataset": config.dataset,
         "params": int(net.count_params()), "epochs": config.epochs, "epochs_this_session": epochs_run,
         "resumed_from_epoch": initial_epoch,
-        **evaluate_task(net, data.test, config.task),
+        **evaluate_task(net, data.test, config.task, config.class_names),
         f"best_{task.monitor}": max(history.get(task.monitor, []), default=None),
         **_best_model_metrics(run, data.test, config),
         f"final_train_{task.metric}": (history.get(task.metric) or [None])[-1],
@@ -80,7 +82,6 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         "jit_compile": config.jit_compile, "precision": config.precision,
     }
     if config.task == "segmentation":
-        metrics["class_names"] = list(config.class_names)
         images, masks = _first_images(data.test, PREDICTION_IMAGES)
         plot_predictions(net, images, masks, data.info.mean, data.info.std, run.predictions, config.class_names)
     run.write_metrics(metrics)

@@ -1,6 +1,7 @@
 """Child process of test_resume: train a tiny deterministic run, optionally SIGKILL itself mid-epoch.
 
 Usage: resume_child.py RUNS_DIR RUN_NAME [--kill-at-epoch E --kill-at-batch B] [--resume]
+    [--task classification|segmentation] [--full-disk-after-epoch E]
 """
 import argparse
 import os
@@ -51,6 +52,7 @@ def main():
     parser.add_argument("--kill-at-batch", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--full-disk-after-epoch", type=int)
+    parser.add_argument("--task", default="classification", choices=("classification", "segmentation"))
     args = parser.parse_args()
     callbacks = [KillAt(args.kill_at_epoch, args.kill_at_batch)] if args.kill_at_epoch is not None else []
     if args.full_disk_after_epoch is not None:
@@ -63,6 +65,14 @@ def main():
 
 
 def _train(args, callbacks):
+    if args.task == "segmentation":
+        train(
+            "dilated_resnet18_seg", "shapes", model_kwargs={"context": "basic", "backbone_kwargs": {
+                "stage_widths": [8, 16, 16, 16]}}, image_size=(32, 32), epochs=3, batch_size=8,
+            dataset_kwargs={"num_train": 40, "num_validation": 16, "max_shapes": 2}, runs_dir=args.runs_dir,
+            run_name=args.run_name, resume=args.resume, seed=3, deterministic=True, callbacks=callbacks, verbose=0,
+        )
+        return
     train(
         "cifar_resnet20", "digits", model_kwargs={"depth": 8}, image_size=(16, 16), recipe="digits_demo",
         epochs=3, batch_size=128, runs_dir=args.runs_dir, run_name=args.run_name, resume=args.resume,

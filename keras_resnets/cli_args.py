@@ -90,6 +90,8 @@ OPTIONS = {
                                              "expansion) instead of augmenting on the fly")),
     "--recipe": ("recipe", _choice("keras_resnets.training.recipes:RECIPES", "training recipe; default: the task's",
                                    metavar="RECIPE")),
+    "--optimizer": ("recipe", _choice("keras_resnets.training.recipes:OPTIMIZERS", "optimizer, default the recipe's",
+                                      metavar="NAME")),
     "--epochs": ("recipe", dict(type=int)),
     "--batch-size": ("recipe", dict(type=int)),
     "--lr": ("recipe", dict(type=float, help="initial learning rate")),

@@ -85,6 +85,7 @@ class RunConfig:
     warmup_steps: int = 0
     augment: str = "none"
     expand: int = 0
+    optimizer: str = "sgd"
     init_from: str | None = None
     freeze: str = "none"
     steps_per_epoch: int | None = None

@@ -74,7 +74,7 @@ class Task:
 
 _TASKS = {
     "classification": Task("classification", "accuracy", (), "cifar10_study", "softmax", "top1"),
-    "segmentation": Task("segmentation", "mean_iou", ("pixel_accuracy",), "yu2016_shapes", None, "miou"),
+    "segmentation": Task("segmentation", "mean_iou", ("pixel_accuracy",), "shapes_segmentation", None, "miou"),
 }
 assert tuple(_TASKS) == TASKS
 

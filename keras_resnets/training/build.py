@@ -42,8 +42,8 @@ def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
 
 def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: int, *, jit_compile=False,
                   from_logits: bool = False, task: str = "classification") -> keras.Model:
-    """Compile ``model`` for ``recipe``: SGD with momentum, its schedule and weight decay, the task's
-    loss and metrics.
+    """Compile ``model`` for ``recipe``: its optimizer (SGD with momentum, or Adam), schedule and weight
+    decay, the task's loss and metrics.
 
     Args:
         model: an uncompiled Keras model.
@@ -63,12 +63,12 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
     decoupled = recipe.weight_decay_mode == "decoupled"
     if recipe.weight_decay and not decoupled:
         add_l2_weight_decay(model, recipe.weight_decay)
-    optimizer = keras.optimizers.SGD(
-        learning_rate=schedule,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay if decoupled and recipe.weight_decay else None,
-    )
+    decay = recipe.weight_decay if decoupled and recipe.weight_decay else None
+    if recipe.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=decay)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                                         weight_decay=decay)
     run_task = get_task(task)
     model.compile(optimizer=optimizer, loss=run_task.loss(from_logits),
                   metrics=run_task.metrics(int(model.output_shape[-1])), jit_compile=jit_compile)

@@ -22,7 +22,7 @@ FLAGS = (
     "--model", "--activation", "--model-arg", "--logits",
     "--dataset", "--data-dir", "--dataset-arg", "--download", "--image-size", "--channels", "--validation-split",
     "--augment", "--expand",
-    "--recipe", "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--weight-decay-mode",
+    "--recipe", "--optimizer", "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--weight-decay-mode",
     "--schedule", "--lr-ratio", "--warmup-steps", "--init-from", "--freeze",
     "--runs-dir", "--run-name", "--resume", "--continue-epochs", "--seed", "--deterministic", "--xla",
     "--precision", "--quiet", "--distribute",

@@ -107,6 +107,7 @@ def train(
     warmup_steps: int | None = None,
     augment: str | None = None,
     expand: int | None = None,
+    optimizer: str | None = None,
     activation: str | None = None,
     model_kwargs: dict | None = None,
     classifier_activation: str | None = AUTO,
@@ -141,9 +142,9 @@ def train(
             ``oxford_iiit_pet``, ...; ``keras_resnets.data.registry``) or any TFDS classification
             name; its task (classification or segmentation) is the run's.
         recipe: named recipe giving the defaults (``keras_resnets.training.recipes.RECIPES``);
-            default: the task's (``cifar10_study``, ``yu2016_shapes``).
+            default: the task's (``cifar10_study``, ``shapes_segmentation``).
         epochs, batch_size, lr, momentum, weight_decay, weight_decay_mode, schedule, lr_ratio,
-            warmup_steps, augment, expand: override the recipe's field of the same name.
+            warmup_steps, augment, expand, optimizer: override the recipe's field of the same name.
         activation: the model's activation (``relu``, ``leaky_relu``, ``tanh``, ``sigmoid``, ...).
         model_kwargs: other keywords of ``create_model`` (e.g. ``{"depth": 8}``).
         classifier_activation: output activation; ``None`` trains on logits; ``"auto"``: the task's

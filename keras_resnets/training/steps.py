@@ -86,6 +86,8 @@ def validate_recipe(recipe: recipes_lib.Recipe) -> None:
         raise ValueError(f"need weight_decay >= 0, warmup_steps >= 0, 0 <= momentum < 1; got "
                          f"{recipe.weight_decay}, {recipe.warmup_steps}, {recipe.momentum}")
     augment_lib.validate_policy(recipe.augment)
+    if recipe.optimizer not in recipes_lib.OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; allowed: {', '.join(recipes_lib.OPTIMIZERS)}")
 
 
 def resolve_jit_compile(xla="auto") -> bool:
@@ -159,7 +161,7 @@ def plan_run(args: dict) -> TrainPlan:
     task = task_of(args["model"], args["dataset"])
     recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or task.default_recipe), **{
         k: args[k] for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode",
-                             "schedule", "lr_ratio", "warmup_steps", "augment", "expand")})
+                             "schedule", "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")})
     validate_recipe(recipe)
     if args["precision"] not in PRECISIONS:
         raise ValueError(f"unknown precision {args['precision']!r}; allowed: {', '.join(PRECISIONS)}")

@@ -32,17 +32,6 @@ def _space_arg(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--max-trials 0`` is refused before anything runs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``tune`` options to ``parser``."""
     parser.add_argument("--report", metavar="DIR",
@@ -60,14 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--objective", choices=OwnedChoices("keras_resnets.tasks:all_objectives"), metavar="METRIC",
                         help="%(choices)s (default: val_accuracy for classification, val_mean_iou for segmentation)")
     search.add_argument("--direction", help="max or min (default: min for losses, max otherwise)")
-    search.add_argument("--max-epochs", type=_positive_int, default=10,
+    search.add_argument("--max-epochs", type=int, default=10,
                         help="epochs per trial; Hyperband: the largest budget (default: %(default)s)")
-    search.add_argument("--max-trials", type=_positive_int,
+    search.add_argument("--max-trials", type=int,
                         help="trials of random/bayesian (default 10); caps grid (default: the whole grid)")
     search.add_argument("--factor", type=int, default=3, help="Hyperband reduction factor (default: %(default)s)")
-    search.add_argument("--executions-per-trial", type=_positive_int, default=1,
+    search.add_argument("--executions-per-trial", type=int, default=1,
                         help="trainings per trial, averaged, for noisy objectives (default: %(default)s)")
-    search.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
+    search.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                         help="stop a trial after PATIENCE epochs without improving the objective")
     search.add_argument("--fit-verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras progress inside each trial (default 0: one line per trial)")

@@ -185,6 +185,9 @@ def tune(
     base_recipe = get_recipe(recipe)
     if classifier_activation == "auto":
         classifier_activation = task.default_classifier_activation
+    if task.name == "segmentation" and set(search_space.values.get("augment", ("none",))) - {"none"}:
+        raise ValueError(f"segmentation data is not augmented; the space's augment values "
+                         f"{list(search_space.values['augment'])} must be ['none'] (--space-arg augment=none)")
     search_space.validate_model(model)
     model_kwargs = dict(model_kwargs or {})
     overlap = sorted(set(model_kwargs) & set(search_space.values))

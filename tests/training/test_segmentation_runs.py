@@ -36,7 +36,7 @@ def front_end(runs):
 
 def test_cli_segmentation_run_writes_every_artifact(front_end, capsys):
     config = RunConfig.load(front_end.path)
-    assert config.task == "segmentation" and config.classifier_activation is None and config.recipe == "yu2016_shapes"
+    assert config.task == "segmentation" and config.classifier_activation is None and config.recipe == "shapes_segmentation"
     assert config.dataset_kwargs == SHAPES_KW
     header = open(front_end.history).readline().strip().split(",")
     assert {"mean_iou", "val_mean_iou", "pixel_accuracy", "val_pixel_accuracy", "lr"} <= set(header)

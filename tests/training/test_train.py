@@ -143,7 +143,7 @@ def test_every_cli_choice_list_is_read_from_its_owner():
             assert list(action.choices) == list(owner() if callable(owner) else owner)
             checked += 1
     assert checked >= 12
-    assert "yu2016_shapes" in sub.choices["train"]._option_string_actions["--recipe"].choices
+    assert "shapes_segmentation" in sub.choices["train"]._option_string_actions["--recipe"].choices
 
 
 def test_train_and_tune_take_every_shared_cli_option_as_a_keyword():
@@ -162,3 +162,19 @@ def test_train_and_tune_take_every_shared_cli_option_as_a_keyword():
         train_cli.add_options(parser, flags)
         names = set(keywords(parser.parse_args([]), flags))
         assert names <= set(inspect.signature(function).parameters), names - set(inspect.signature(function).parameters)
+
+
+def test_no_training_function_is_longer_than_sixty_lines():
+    """train in steps: every function of keras_resnets/training has at most 60 lines below its docstring."""
+    import ast
+    import glob
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "keras_resnets", "training")
+    long = []
+    for path in glob.glob(os.path.join(folder, "*.py")):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
+                if node.end_lineno - body[0].lineno + 1 > 60:
+                    long.append(f"{os.path.basename(path)}:{node.name}")
+    assert long == []

@@ -80,7 +80,7 @@ def compare_with_tflite(result) -> None:
     print(f"  Keras top-1     {accuracy['keras_top1']:.2f}%")
     print(f"  TFLite top-1    {accuracy['tflite_top1']:.2f}%  ({report['precision']}, drop "
           f"{accuracy['drop_points']:.2f} points, {accuracy['prediction_agreement']:.1f}% same predictions)")
-    print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report['size_vs_float32']:.2f}x float32), "
+    print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report.get('size_vs_float32') or 1.0:.2f}x float32), "
           f"median {latency['median_ms']:.2f} ms vs float32 {float32['median_ms']:.2f} ms, {latency['threads']} threads")
     print(f"  artifact        {exported.artifact}  (report {exported.report_md})")
 

@@ -69,7 +69,7 @@ def _train(args, callbacks):
         train(
             "dilated_resnet18_seg", "shapes", model_kwargs={"context": "basic", "backbone_kwargs": {
                 "stage_widths": [8, 16, 16, 16]}}, image_size=(32, 32), epochs=3, batch_size=8,
-            dataset_kwargs={"num_train": 40, "num_validation": 16, "max_shapes": 2}, runs_dir=args.runs_dir,
+            dataset_kwargs={"num_train": 32, "num_validation": 16, "max_shapes": 2}, runs_dir=args.runs_dir,
             run_name=args.run_name, resume=args.resume, seed=3, deterministic=True, callbacks=callbacks, verbose=0,
         )
         return

@@ -13,7 +13,7 @@ CHILD = os.path.join(os.path.dirname(__file__), "resume_child.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(*args, timeout=240):
+def _run(*args, timeout=480):
     pythonpath = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": pythonpath}
     return subprocess.run([sys.executable, CHILD, *args], env=env, capture_output=True, text=True, timeout=timeout)
@@ -27,7 +27,7 @@ def _weights(path):
     return [np.asarray(w) for w in keras.saving.load_model(path).get_weights()]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("task", ["classification", "segmentation"])
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path, task):
     """SIGKILL mid-epoch, then --resume: the final weights equal an uninterrupted run's, for both tasks."""

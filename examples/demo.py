@@ -6,7 +6,8 @@ with momentum, cosine schedule, pad-4 random-crop augmentation (no flips: digits
 symmetric). The run directory holds config, checkpoints, best/final models, CSV and TensorBoard
 logs, metrics and curves.
 
-Each step is a function; ``main`` runs them in order and passes the run along.
+Each step is a function; ``main`` runs them in order and passes the run along. ``SMALL=1`` shrinks
+it to a smoke run of about a minute (2 epochs, a 2-trial search, a float32 export; no accuracy bar).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+SMALL = os.environ.get("SMALL") == "1"
 MODEL = "cifar_resnet20"
 DATASET = "digits"
 RECIPE = "digits_demo"
-EPOCHS = 12
-ACCURACY_BAR = 0.97
+EPOCHS = 2 if SMALL else 12
+ACCURACY_BAR = 0.0 if SMALL else 0.97
+SEARCH_TRIALS, SEARCH_EPOCHS = (2, 1) if SMALL else (4, 2)
 
 
 def describe_data():
@@ -67,15 +70,17 @@ def compare_with_tflite(result) -> None:
     """Extra step: export the best model for edge (``--quantize auto``) and compare it with Keras."""
     from keras_resnets.export import export_model
 
-    exported = export_model(result.run_dir, quantize="auto", force=True)
+    exported = export_model(result.run_dir, quantize="none" if SMALL else "auto", force=True,
+                            benchmark_runs=10 if SMALL else 50)
     report = exported.report
     accuracy, latency = report["accuracy"], report["latency"]
-    float32 = next(c for c in report["auto"]["candidates"] if c["precision"] == "float32")
+    candidates = report.get("auto", {}).get("candidates", [])
+    float32 = next((c for c in candidates if c["precision"] == "float32"), latency)
     print("[export] Keras vs TFLite (held-out test set)")
     print(f"  Keras top-1     {accuracy['keras_top1']:.2f}%")
     print(f"  TFLite top-1    {accuracy['tflite_top1']:.2f}%  ({report['precision']}, drop "
           f"{accuracy['drop_points']:.2f} points, {accuracy['prediction_agreement']:.1f}% same predictions)")
-    print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report['size_vs_float32']:.2f}x float32), "
+    print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report.get('size_vs_float32') or 1.0:.2f}x float32), "
           f"median {latency['median_ms']:.2f} ms vs float32 {float32['median_ms']:.2f} ms, {latency['threads']} threads")
     print(f"  artifact        {exported.artifact}  (report {exported.report_md})")
 
@@ -89,10 +94,11 @@ def short_search(runs_dir: str = "runs"):
     from keras_resnets.tuning import tune
 
     run_name = f"demo-search-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"[search] random search, 4 trials x 2 epochs over activation x lr ratio -> {runs_dir}/{run_name}/tune")
+    print(f"[search] random search, {SEARCH_TRIALS} trials x {SEARCH_EPOCHS} epochs over activation x lr ratio "
+          f"-> {runs_dir}/{run_name}/tune")
     result = tune(MODEL, DATASET, space="study", space_overrides={"augment": ["none"]}, tuner="random",
-                  max_trials=4, max_epochs=2, model_kwargs={"depth": 8}, image_size=(8, 8), runs_dir=runs_dir,
-                  run_name=run_name, seed=0)
+                  max_trials=SEARCH_TRIALS, max_epochs=SEARCH_EPOCHS, model_kwargs={"depth": 8}, image_size=(8, 8),
+                  runs_dir=runs_dir, run_name=run_name, seed=0)
     values = ", ".join(f"{k}={v}" for k, v in result.best["values"].items())
     print(f"  best: {values} (validation accuracy {result.best['score']:.4f}); table {result.paths['results.md']}, "
           f"heatmap {result.paths['heatmap.png']}")

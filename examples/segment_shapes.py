@@ -1,62 +1,95 @@
-"""Semantic segmentation offline: a dilated ResNet-18 (output stride 8) on the generated shapes set.
+"""Semantic segmentation offline, Yu & Koltun's staged recipe, on the generated shapes.
 
-    python examples/segment_shapes.py [--epochs 12] [--context basic] [--quantize auto] [--run-dir DIR]
+    python examples/segment_shapes.py [--epochs 8] [--context-epochs 2] [--seeds 0] [--export]
 
-Prints mean IoU and per-class IoU on held-out images (background, circle, square, triangle), saves
-the model as a run directory (``runs/segment_shapes``: ``best.keras`` + ``config.json``) and exports
-it for the edge (float32 TFLite at batch 1 by default, verified against Keras by mean IoU), printing
-the report's summary line. ``--quantize skip`` leaves the export out.
+For each seed, same total epochs in both arms: stage 1 trains a front-end — a narrow dilated
+ResNet-18 at output stride 8, no context module — for ``epochs - context_epochs`` epochs; then (a)
+the front-end alone trains ``--context-epochs`` more (a resumed copy), and (b) the basic context
+module (identity-initialised) is added on top and trained ``--context-epochs`` epochs with the
+front-end frozen (``init_from`` + ``freeze``): Yu & Koltun's staged training.
+Prints the held-out mean IoU of both (mean ± std over the seeds) and writes ordinary run directories
+under ``--runs-dir``; ``--export`` exports the last staged run to TFLite, verified by mean IoU.
+``SMALL=1`` shrinks everything to a smoke run of about a minute. docs/segmentation.md has the figures.
 """
 import argparse
-import json
-from pathlib import Path
+import os
+import time
 
-import keras
+import numpy as np
 
 import keras_resnets
-from keras_resnets.data.segmentation import load_shapes
-from keras_resnets.metrics import MeanIoU
+
+SMALL = os.environ.get("SMALL") == "1"
+MODEL = "dilated_resnet18_seg"
+WIDTHS = {"backbone_kwargs": {"stage_widths": [8, 16, 32, 64]}}
+SHAPES = {"num_train": 48 if SMALL else 256, "num_validation": 32 if SMALL else 128, "max_shapes": 3}
+# Adam at a constant lr (recipe shapes_segmentation), so a continued run equals a straight one.
+COMMON = dict(dataset_kwargs=SHAPES, image_size=(32, 32), verbose=0)
+
+
+def train_front_end(runs_dir: str, name: str, epochs: int, seed: int):
+    """A front-end alone: the dilated backbone, the per-class scores, no context module."""
+    return keras_resnets.train(MODEL, "shapes", model_kwargs={**WIDTHS, "context": None}, epochs=epochs, seed=seed,
+                               runs_dir=runs_dir, run_name=name, **COMMON)
+
+
+def train_context_stage(runs_dir: str, name: str, front_end_run: str, epochs: int, seed: int):
+    """The context module on top of a trained front-end, which stays frozen."""
+    return keras_resnets.train(MODEL, "shapes", model_kwargs={**WIDTHS, "context": "basic"}, epochs=epochs,
+                               seed=seed, init_from=front_end_run, freeze="backbone", runs_dir=runs_dir,
+                               run_name=name, **COMMON)
+
+
+def continue_front_end(runs_dir: str, stage1, name: str, epochs: int, seed: int):
+    """The front-end alone: a copy of the stage-1 run trained ``epochs`` more (``continue_epochs``);
+    at a constant learning rate that equals training it straight through."""
+    import shutil
+
+    shutil.copytree(stage1.run_dir, os.path.join(runs_dir, name), ignore=shutil.ignore_patterns(".lock"))
+    return keras_resnets.train(MODEL, "shapes", model_kwargs={**WIDTHS, "context": None},
+                               epochs=stage1.metrics["epochs"], seed=seed, runs_dir=runs_dir, run_name=name,
+                               resume=True, continue_epochs=epochs, **COMMON)
+
+
+def compare(runs_dir: str, seeds, epochs: int, context_epochs: int) -> dict:
+    """Front-end alone vs staged front-end + context, same total epochs, per seed; returns mIoU lists.
+
+    Both arms share the front-end's first ``epochs - context_epochs`` epochs (stage 1); then the
+    front-end alone trains ``context_epochs`` more, while the staged arm adds the context module and
+    trains only it for ``context_epochs``.
+    """
+    results = {"stage 1": [], "front-end": [], "front-end + context": []}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for seed in seeds:
+        stage1 = train_front_end(runs_dir, f"stage1-{stamp}-s{seed}", epochs - context_epochs, seed)
+        alone = continue_front_end(runs_dir, stage1, f"front-{stamp}-s{seed}", context_epochs, seed)
+        stage2 = train_context_stage(runs_dir, f"stage2-{stamp}-s{seed}", stage1.run_dir, context_epochs, seed)
+        for label, run in (("stage 1", stage1), ("front-end", alone), ("front-end + context", stage2)):
+            results[label].append(run.metrics["test_mean_iou"])
+        print(f"seed {seed}: stage 1 {stage1.metrics['test_mean_iou']:.3f}; front-end alone "
+              f"{alone.metrics['test_mean_iou']:.3f}; + context {stage2.metrics['test_mean_iou']:.3f} "
+              f"({stage2.run_dir})", flush=True)
+    results["last_staged_run"] = stage2.run_dir
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--context", choices=["none", "basic", "large"], default="none")
-    parser.add_argument("--quantize", choices=["none", "float16", "dynamic", "int8", "auto", "skip"], default="none",
-                        help="TFLite export precision (none = float32); skip = no export")
-    parser.add_argument("--run-dir", default="runs/segment_shapes", help="where to save the run and its export")
+    parser.add_argument("--epochs", type=int, default=2 if SMALL else 8, help="total epochs of either model")
+    parser.add_argument("--context-epochs", type=int, default=1 if SMALL else 2,
+                        help="epochs of the context stage (the front-end trains the rest)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--export", action="store_true", help="export the last staged run (float32 TFLite)")
     args = parser.parse_args()
-    keras.utils.set_random_seed(0)
-    shapes = {"num_train": 512, "num_validation": 128, "max_shapes": 3}
-    train, validation, info = load_shapes(image_size=64, batch_size=16, **shapes)
-    model_kwargs = {"context": None if args.context == "none" else args.context,
-                    "backbone_kwargs": {"stage_widths": [16, 32, 64, 128]}}
-    model = keras_resnets.create_model("dilated_resnet18_seg", input_shape=info.image_shape, classes=info.num_classes,
-                                       **model_kwargs)
-    model.compile(keras.optimizers.Adam(5e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
-                  metrics=[MeanIoU(info.num_classes)])
-    model.fit(train, validation_data=validation, epochs=args.epochs)
-    metric = MeanIoU(info.num_classes)
-    for images, masks in validation:
-        metric.update_state(masks, model(images, training=False))
-    print(f"mean IoU {float(metric.result()):.3f}; per class {[round(float(v), 3) for v in metric.per_class_iou()]}")
-    if args.quantize == "skip":
-        return
-    # A run directory (docs/CONTRACTS.md) is all the export needs: it regenerates the shapes from the config.
-    run = Path(args.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    model.save(run / "best.keras")
-    config = {**info.to_config(), "model": "dilated_resnet18_seg", "model_kwargs": model_kwargs, "data_dir": None,
-              "dataset_kwargs": shapes, "classifier_activation": None, "epochs": args.epochs, "batch_size": 16,
-              "lr": 5e-3, "schedule": "constant", "augment": "none", "seed": 0,
-              "keras_resnets_version": keras_resnets.__version__}
-    (run / "config.json").write_text(json.dumps(config, indent=2))
-    from keras_resnets.export import export_model
-    from keras_resnets.export.report import summary_line
-
-    result = export_model(run, quantize=args.quantize, force=True)
-    print(f"exported {result.artifact}: {summary_line(result.report)}")
+    results = compare(args.runs_dir, args.seeds, args.epochs, args.context_epochs)
+    for label in ("stage 1", "front-end", "front-end + context"):
+        values = np.asarray(results[label])
+        print(f"{label:<20} test mIoU {values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f} "
+              f"over seeds {args.seeds}")
+    if args.export:
+        exported = keras_resnets.export_model(results["last_staged_run"], quantize="none", force=True)
+        print(f"exported {exported.artifact}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Model code (``keras_resnets.layers``, ``keras_resnets.models``) is pure Keras an
 training, tuning and export use TensorFlow and are imported on first use.
 """
 from keras_resnets.models import create_model, get_entry, list_models
+import keras_resnets.metrics  # noqa: F401,E402  registers MeanIoU/PixelAccuracy so compiled segmentation runs load
 
 __version__ = "0.1.0"
 

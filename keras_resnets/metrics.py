@@ -78,3 +78,41 @@ class MeanIoU(keras.metrics.Metric):
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "ignore_label": self.ignore_label,
                 "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class PixelAccuracy(keras.metrics.Metric):
+    """Share of labelled pixels whose predicted class (argmax of ``y_pred``) is right.
+
+    Args:
+        ignore_label: label value left out (255 by default); ``None`` counts every pixel.
+        name, dtype: as for any Keras metric.
+    """
+
+    def __init__(self, ignore_label: int | None = 255, name: str = "pixel_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_label = ignore_label
+        self.correct = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        y_pred = ops.reshape(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), (-1,))
+        valid = ops.ones_like(y_true, dtype="bool")
+        if self.ignore_label is not None:
+            valid = ops.not_equal(y_true, self.ignore_label)
+        weight = ops.cast(valid, "float32")
+        if sample_weight is not None:
+            weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        self.correct.assign_add(ops.sum(ops.cast(ops.equal(y_true, y_pred), "float32") * weight))
+        self.total.assign_add(ops.sum(weight))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_label": self.ignore_label}

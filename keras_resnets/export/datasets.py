@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnets.data.registry import DATASETS as _REGISTRY
 from keras_resnets.export.errors import ExportError
 from keras_resnets.export.verify import IGNORE_LABEL
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-SEGMENTATION_DATASETS = ("shapes", "oxford_iiit_pet")
-# ``config.json`` may carry ``dataset_kwargs`` for a segmentation dataset; these are the keys each takes.
-SEGMENTATION_DATASET_KWARGS = {"shapes": ("num_train", "num_validation", "max_shapes"),
-                               "oxford_iiit_pet": ("border_label",)}
+# The dataset registry names the segmentation datasets and the ``dataset_kwargs`` each takes.
+SEGMENTATION_DATASETS = tuple(name for name, entry in _REGISTRY.items() if entry.task == "segmentation")
+SEGMENTATION_DATASET_KWARGS = {name: _REGISTRY[name].options for name in SEGMENTATION_DATASETS}
 # Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
 SEGMENTATION_EVAL_SAMPLES = 500
 

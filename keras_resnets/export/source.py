@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import zipfile
 from pathlib import Path
 
@@ -91,13 +90,13 @@ def load_source(path, checkpoint: str = "best") -> ExportSource:
 
 
 def _read_config(path: Path) -> dict:
+    """The run's ``RunConfig`` (keras_resnets.runs) as a dict; its ``task`` is the export's task."""
+    from keras_resnets.runs import RunConfig, RunError
+
     try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ExportError(f"cannot read run config {path}: {err}") from None
-    if not isinstance(config, dict):
-        raise ExportError(f"run config {path} must hold a JSON object, got {type(config).__name__}")
-    return config
+        return RunConfig.load(path).to_dict()
+    except RunError as err:
+        raise ExportError(str(err)) from None
 
 
 def _load_keras(path: Path):
@@ -124,7 +123,7 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
         else:
             raise ExportError(f"{model_path}: the model's input shape {model.input_shape} is not a "
                               "fixed (height, width, channels); export needs a static image size")
-    task = _task(model.output_shape, input_shape, model_path)
+    task = _task(model.output_shape, input_shape, model_path, config.get("task"))
     classes = int(model.output_shape[-1])
     class_names = [str(c) for c in config.get("class_names") or range(classes)]
     if len(class_names) != classes:
@@ -145,12 +144,20 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
                         classifier_activation=activation, task=task)
 
 
-def _task(output_shape, input_shape: tuple, model_path: Path) -> str:
-    """``"classification"`` for ``(batch, classes)``, ``"segmentation"`` for ``(batch, H, W, classes)``."""
+def _task(output_shape, input_shape: tuple, model_path: Path, run_task: str | None = None) -> str:
+    """The run config's task (a bare ``.keras`` file has none: then the output shape tells), checked
+    against the output: ``(batch, classes)`` for classification, ``(batch, H, W, classes)`` for segmentation."""
     dims = tuple(output_shape[1:])
-    if len(dims) == 1 and dims[0] is not None:
+    per_image = len(dims) == 1 and dims[0] is not None
+    per_pixel = len(dims) == 3 and None not in dims and dims[:2] == tuple(input_shape[:2])
+    if run_task is not None:
+        if (run_task == "classification" and per_image) or (run_task == "segmentation" and per_pixel):
+            return run_task
+        raise ExportError(f"{model_path}: the run config's task is {run_task!r} but the model outputs "
+                          f"{tuple(output_shape)}")
+    if per_image:
         return "classification"
-    if len(dims) == 3 and None not in dims and dims[:2] == tuple(input_shape[:2]):
+    if per_pixel:
         return "segmentation"
     raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
                       f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "

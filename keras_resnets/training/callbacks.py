@@ -11,6 +11,8 @@ import os
 
 import keras
 
+from keras_resnets.runs import atomic_write
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
@@ -64,13 +66,13 @@ def backed_up_epoch(backup_dir: str) -> int:
 class EpochCheckpoint(keras.callbacks.Callback):
     """Each epoch: save the weights to ``last_weights`` and the best model (by ``monitor``) to ``best_path``.
 
-    Nothing is written for an epoch whose loss went non-finite.
+    Nothing is written for an epoch whose loss went non-finite. Both files are replaced atomically.
 
     Args:
         last_weights: ``.weights.h5`` path overwritten every epoch.
         best_path: ``.keras`` path of the best model so far.
         guard: the run's ``NonFiniteLossGuard``.
-        monitor: metric to maximise (``val_accuracy``).
+        monitor: metric to maximise (the task's: ``val_accuracy``, ``val_mean_iou``).
         best: best value seen before this ``fit`` (a resumed run passes its previous best).
     """
 
@@ -86,11 +88,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
             return
-        self.model.save_weights(self.last_weights, overwrite=True)
+        # temp file + rename: a failed write (disk full) leaves the previous checkpoint intact
+        atomic_write(self.last_weights, self.model.save_weights)
         value = (logs or {}).get(self.monitor)
         if value is not None and float(value) > self.best:
+            atomic_write(self.best_path, self.model.save)
             self.best = float(value)
-            self.model.save(self.best_path, overwrite=True)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

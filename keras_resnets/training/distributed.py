@@ -218,7 +218,7 @@ def train_distributed(train_fn, arguments: dict):
     """
     import keras
 
-    from keras_resnets.training.runs import default_run_name
+    from keras_resnets.runs import default_run_name
 
     arguments = dict(arguments)
     mode = arguments.pop("distribute")

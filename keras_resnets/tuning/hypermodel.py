@@ -40,12 +40,14 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             objective; ``None`` trains every trial to its budget.
         jit_compile: XLA-compile the train step (see ``keras_resnets.training.resolve_jit_compile``).
         seed: seed of the weights; the n-th execution of the same values uses ``seed + n``.
+        task: ``classification`` or ``segmentation`` (loss, metrics: ``keras_resnets.tasks``).
     """
 
     def __init__(self, model: str, space: SearchSpace, datasets, *, epochs: int,
                  recipe: recipes_lib.Recipe, model_kwargs: dict | None = None,
                  classifier_activation: str | None = "softmax", objective: keras_tuner.Objective,
-                 early_stopping_patience: int | None = None, jit_compile: bool = False, seed: int = 0):
+                 early_stopping_patience: int | None = None, jit_compile: bool = False, seed: int = 0,
+                 task: str = "classification"):
         super().__init__(name=f"{model}_hypermodel", tunable=True)
         self.model_name = model
         self.space = space
@@ -58,6 +60,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         self.early_stopping_patience = early_stopping_patience
         self.jit_compile = jit_compile
         self.seed = seed
+        self.task = task
         self._executions = collections.Counter()
 
     def declare_hyperparameters(self, hp):
@@ -110,7 +113,8 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         model = create_model(self.model_name, input_shape=info.image_shape, classes=info.num_classes,
                              classifier_activation=self.classifier_activation, **self.trial_model_kwargs(values))
         return compile_model(model, recipe, (epochs - initial_epoch) * data.steps_per_epoch,
-                             jit_compile=self.jit_compile, from_logits=self.classifier_activation is None)
+                             jit_compile=self.jit_compile, from_logits=self.classifier_activation is None,
+                             task=self.task)
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), verbose=0, **kwargs):
         """Train the trial's model (``keras_resnets.training.fit_model``) and return its ``History``.

@@ -173,6 +173,8 @@ def best_train_config(search: dict, trial: dict) -> dict:
         "seed": search.get("seed", 0),
         "xla": search.get("xla", "auto"),
     }
+    if search.get("dataset_kwargs"):
+        config["dataset_kwargs"] = search["dataset_kwargs"]
     if COLUMN_KEY in values:
         config["schedule"] = "lr_ratio"
         config["lr_ratio"] = values[COLUMN_KEY]
@@ -193,6 +195,8 @@ def train_command(config: dict) -> str:
         args += ["--image-size", "x".join(str(s) for s in config["image_size"])]
     for key, value in config["model_kwargs"].items():
         args += ["--model-arg", f"{key}={json.dumps(value)}"]
+    for key, value in (config.get("dataset_kwargs") or {}).items():
+        args += ["--dataset-arg", f"{key}={json.dumps(value)}"]
     if config.get("classifier_activation") is None:
         args.append("--logits")
     return " ".join(shlex.quote(a) for a in args)
@@ -279,7 +283,7 @@ def render_report(tune_dir: str) -> dict:
     Raises:
         ValueError: the directory holds no search.
     """
-    from keras_resnets.training.runs import write_json
+    from keras_resnets.runs import write_json
 
     if not os.path.exists(os.path.join(tune_dir, SEARCH_FILE)) and os.path.isdir(os.path.join(tune_dir, "tune")):
         tune_dir = os.path.join(tune_dir, "tune")

@@ -26,7 +26,7 @@ PROJECT_NAME = "tune"
 # Settings a resumed search must share with the search it continues.
 _RESUME_KEYS = ("model", "dataset", "space", "tuner", "objective", "direction", "max_epochs", "max_trials",
                 "factor", "executions_per_trial", "recipe", "model_kwargs", "image_size", "channels",
-                "validation_split", "seed")
+                "validation_split", "seed", "dataset_kwargs")
 
 
 @dataclass
@@ -71,12 +71,20 @@ def _check_resume(stored: dict, settings: dict, tune_dir: str) -> None:
 
 def _check_model_values(model: str, space: SearchSpace, datasets, model_kwargs: dict,
                         classifier_activation) -> None:
-    """Build the model once per value of each model keyword the space varies (before any trial)."""
+    """Build the model with the fixed keywords, then once per value of each model keyword the space
+    varies (before any trial): a misspelled keyword ends the call with one line, not one traceback per trial."""
     import keras
 
     from keras_resnets.models import create_model
 
     info = datasets.info
+    try:
+        create_model(model, input_shape=info.image_shape, classes=info.num_classes,
+                     classifier_activation=classifier_activation, **model_kwargs)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"model_kwargs {model_kwargs} do not build {model!r}: {err}") from None
+    finally:
+        keras.backend.clear_session()
     for key in ("depth", "unit", "shortcut"):
         for value in space.values.get(key, ()):
             try:
@@ -95,21 +103,22 @@ def tune(
     space="study",
     space_overrides: dict | None = None,
     tuner: str = "grid",
-    objective: str = "val_accuracy",
+    objective: str | None = None,
     direction: str | None = None,
     max_epochs: int = 10,
     max_trials: int | None = None,
     factor: int = 3,
     executions_per_trial: int = 1,
     early_stopping_patience: int | None = None,
-    recipe: str = "cifar10_study",
+    recipe: str | None = None,
     model_kwargs: dict | None = None,
-    classifier_activation: str | None = "softmax",
+    classifier_activation: str | None = "auto",
     data_dir: str | None = None,
     image_size=None,
     channels: int | None = None,
     validation_split: float = 0.1,
     download: bool = False,
+    dataset_kwargs: dict | None = None,
     datasets=None,
     runs_dir: str = "runs",
     run_name: str | None = None,
@@ -123,23 +132,29 @@ def tune(
     Every argument is checked before the first trial (and before data loads where possible).
 
     Args:
-        model: registry name, e.g. ``cifar_resnet20``.
-        dataset: ``digits`` (embedded, offline), ``folder`` or a TFDS name.
+        model: registry name, e.g. ``cifar_resnet20``, ``dilated_resnet18_seg``.
+        dataset: a registered dataset (``digits``, ``folder``, ``shapes``, ...) or a TFDS name; its
+            task (classification or segmentation) decides the loss, metrics and objectives.
         space: a space name (``keras_resnets.tuning.SPACES``: ``study`` is the CIFAR-10 study's
             3 x 4 x 3 grid) or a mapping ``key -> values``.
         space_overrides: ``key -> values`` replacing or adding keys of ``space``.
         tuner: ``grid``, ``random``, ``bayesian`` or ``hyperband``.
-        objective: ``val_accuracy``, ``val_loss``, ``accuracy`` or ``loss``.
+        objective: one of the task's objectives (classification: ``val_accuracy``, ``val_loss``,
+            ``accuracy``, ``loss``; segmentation: ``val_mean_iou``, ``val_loss``,
+            ``val_pixel_accuracy``, ``mean_iou``, ``loss``); default ``val_accuracy`` /
+            ``val_mean_iou``.
         direction: ``max`` or ``min``; default ``min`` for losses, ``max`` otherwise.
         max_epochs: epochs of a trial (Hyperband: the largest budget of a trial).
-        max_trials: trials of ``random``/``bayesian`` (default 10); caps ``grid``.
+        max_trials: trials of ``random``/``bayesian`` (default 10); caps ``grid``; at least 1.
         factor: Hyperband's reduction factor.
         executions_per_trial: trainings per trial, averaged (noisy objectives).
         early_stopping_patience: stop a trial after this many epochs without improvement.
-        recipe: the training recipe giving every value the space does not set.
-        model_kwargs: fixed ``create_model`` keywords (``{"depth": 8}``).
-        classifier_activation: output activation; ``None`` trains on logits.
+        recipe: the training recipe giving every value the space does not set (default: the task's).
+        model_kwargs: fixed ``create_model`` keywords (``{"depth": 8}``); checked by building the
+            model once before the first trial.
+        classifier_activation: output activation; ``None`` trains on logits; ``"auto"``: the task's.
         data_dir, image_size, channels, validation_split, download: as for ``load_dataset``.
+        dataset_kwargs: options of the dataset's loader (see ``keras_resnets.train``).
         datasets: an already loaded ``Datasets`` to reuse (then ``dataset`` only names it).
         runs_dir: parent folder of run directories.
         run_name: the run directory (default ``tune-<model>-<dataset>-<time>``; required in
@@ -157,15 +172,23 @@ def tune(
             without ``resume``; a resume with different settings.
         keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
     """
+    from keras_resnets.runs import RunDir, write_json
     from keras_resnets.training import get_recipe, resolve_jit_compile
-    from keras_resnets.training.runs import write_json
+    from keras_resnets.training.steps import task_of
     from keras_resnets.tuning.tuners import build_tuner, make_objective, validate_settings
 
     search_space = SearchSpace.from_spec(space, space_overrides)
     validate_settings(tuner, search_space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
                       executions_per_trial=executions_per_trial)
-    search_objective = make_objective(objective, direction)
+    task = task_of(model, dataset)
+    search_objective = make_objective(objective, direction, task.name)
+    recipe = recipe or task.default_recipe
     base_recipe = get_recipe(recipe)
+    if classifier_activation == "auto":
+        classifier_activation = task.default_classifier_activation
+    if task.name == "segmentation" and set(search_space.values.get("augment", ("none",))) - {"none"}:
+        raise ValueError(f"segmentation data is not augmented; the space's augment values "
+                         f"{list(search_space.values['augment'])} must be ['none'] (--space-arg augment=none)")
     search_space.validate_model(model)
     model_kwargs = dict(model_kwargs or {})
     overlap = sorted(set(model_kwargs) & set(search_space.values))
@@ -183,7 +206,7 @@ def tune(
                        "the KerasTuner oracle (gRPC)")
 
     run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tune_dir = os.path.join(runs_dir, run_name, PROJECT_NAME)
+    tune_dir = RunDir(os.path.join(runs_dir, run_name)).tune
     settings = {
         "model": model, "dataset": dataset, "space": search_space.to_dict(), "tuner": tuner,
         "objective": search_objective.name, "direction": search_objective.direction, "max_epochs": max_epochs,
@@ -192,6 +215,7 @@ def tune(
         "classifier_activation": classifier_activation, "data_dir": data_dir,
         "image_size": list(image_size) if image_size else None, "channels": channels,
         "validation_split": validation_split, "seed": seed, "xla": xla, "jit_compile": jit_compile,
+        "task": task.name, "dataset_kwargs": dict(dataset_kwargs or {}),
     }
     search_file = os.path.join(tune_dir, SEARCH_FILE)
     if role != "worker":
@@ -205,11 +229,11 @@ def tune(
             raise ValueError(f"cannot resume: {search_file!r} does not exist (no search named {run_name!r})")
 
     if role != "chief" and datasets is None:
-        from keras_resnets.data import load_dataset
+        from keras_resnets.data import registry
 
-        datasets = load_dataset(dataset, data_dir=data_dir, batch_size=base_recipe.batch_size,
-                                augment=base_recipe.augment, image_size=image_size, channels=channels,
-                                validation_split=validation_split, seed=seed, download=download)
+        datasets = registry.load(dataset, dataset_kwargs, data_dir=data_dir, batch_size=base_recipe.batch_size,
+                                 augment=base_recipe.augment, image_size=image_size, channels=channels,
+                                 validation_split=validation_split, seed=seed, download=download)
     if datasets is not None:
         _check_model_values(model, search_space, datasets, model_kwargs, classifier_activation)
 
@@ -218,7 +242,7 @@ def tune(
     hypermodel = ResNetHyperModel(
         model, search_space, datasets, epochs=max_epochs, recipe=base_recipe, model_kwargs=model_kwargs,
         classifier_activation=classifier_activation, objective=search_objective,
-        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed,
+        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed, task=task.name,
     )
     os.makedirs(tune_dir, exist_ok=True)
     if role != "worker" and not os.path.exists(search_file):

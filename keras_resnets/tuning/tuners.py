@@ -28,22 +28,30 @@ from keras_resnets.tuning.report import EPOCHS_FILE
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 BACKUP_DIR = "backup"  # per trial: BackupAndRestore state while the trial runs
-REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+REPORTED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")  # classification's; see make_objective
 DEFAULT_MAX_TRIALS = 10
 
 
-def make_objective(name: str = "val_accuracy", direction: str | None = None) -> keras_tuner.Objective:
-    """The search objective: a metric the models report, and whether to maximise it.
+def make_objective(name: str | None = None, direction: str | None = None,
+                   task: str = "classification") -> keras_tuner.Objective:
+    """The search objective: a metric the task's models report, and whether to maximise it.
 
     Args:
-        name: one of ``REPORTED_METRICS``.
+        name: one of the task's objectives (``keras_resnets.tasks.Task.objectives``: classification
+            ``val_accuracy``, ``val_loss``, ...; segmentation ``val_mean_iou``, ``val_loss``,
+            ``val_pixel_accuracy``, ...); default the task's monitored metric.
         direction: ``"max"`` or ``"min"``; default ``min`` for losses, ``max`` otherwise.
+        task: ``classification`` or ``segmentation``.
 
     Raises:
         ValueError: a metric the models do not report, or an unknown direction.
     """
-    if name not in REPORTED_METRICS:
-        raise ValueError(f"objective {name!r} is not reported by the models; allowed: {', '.join(REPORTED_METRICS)}")
+    from keras_resnets.tasks import get_task
+
+    allowed = get_task(task).objectives
+    name = name or allowed[0]
+    if name not in allowed:
+        raise ValueError(f"objective {name!r} is not reported by {task} models; allowed: {', '.join(allowed)}")
     if direction is None:
         direction = "min" if name.endswith("loss") else "max"
     if direction not in ("max", "min"):
@@ -190,8 +198,8 @@ def validate_settings(name: str, space, *, max_epochs: int, max_trials: int | No
     """
     if name not in TUNERS:
         raise ValueError(f"unknown tuner {name!r}; allowed: {', '.join(TUNERS)}")
-    for label, value in (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial),
-                         ("max_trials", max_trials or 1)):
+    counts = (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial))
+    for label, value in counts + ((("max_trials", max_trials),) if max_trials is not None else ()):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive integer; got {value!r}")
     if name == "hyperband" and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 2):

@@ -1,11 +1,10 @@
 """Helpers of the export tests: a tiny residual net and a hand-written run directory (CONTRACTS.md)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from keras_resnets.data import load_dataset
+from keras_resnets.runs import RunConfig
 
 INPUT_SHAPE = (16, 16, 1)
 
@@ -43,10 +42,9 @@ def write_run(run_dir, model, *, dataset="digits", classifier_activation="softma
     info = load_dataset(dataset, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2]).info
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
-    config = {**info.to_config(), "model": model_name, "model_kwargs": {}, "data_dir": None,
-              "classifier_activation": classifier_activation, "epochs": epochs, "batch_size": 64, "lr": 0.01,
-              "schedule": "constant", "augment": "none", "seed": 0, "keras_resnets_version": "0.1.0"}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    RunConfig(**info.to_config(), model=model_name, classifier_activation=classifier_activation, epochs=epochs,
+              batch_size=64, lr=0.01, schedule="constant", augment="none", seed=0,
+              keras_resnets_version="0.1.0").save(run_dir)
     return run_dir
 
 

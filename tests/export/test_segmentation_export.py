@@ -15,6 +15,7 @@ import pytest
 
 from keras_resnets.export import export_model
 from keras_resnets.export.errors import ExportError
+from keras_resnets.runs import RunConfig
 
 pytestmark = pytest.mark.tf_only
 
@@ -42,10 +43,9 @@ def seg_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "shapes"
     run.mkdir()
     model.save(run / "best.keras")
-    config = {**info.to_config(), "model": "dilated_resnet18_seg", "model_kwargs": model_kwargs, "data_dir": None,
-              "dataset_kwargs": SHAPES, "classifier_activation": None, "epochs": 10, "batch_size": 16, "lr": 0.01,
-              "schedule": "constant", "augment": "none", "seed": 0, "keras_resnets_version": "0.1.0"}
-    (run / "config.json").write_text(json.dumps(config, indent=2))
+    RunConfig(**info.to_config(), task="segmentation", model="dilated_resnet18_seg", model_kwargs=model_kwargs,
+              dataset_kwargs=SHAPES, classifier_activation=None, epochs=10, batch_size=16, lr=0.01,
+              schedule="constant", augment="none", seed=0, keras_resnets_version="0.1.0").save(run)
     return run
 
 

@@ -122,12 +122,59 @@ def test_cli_prints_one_line_without_traceback(tmp_path, capsys, argv, expected)
     assert len(err.splitlines()) == 1
 
 
-def test_cli_help_lists_match_their_owners():
-    """The train command lists choices without importing TensorFlow; they must not drift from the code."""
-    from keras_resnets.data.augment import POLICIES
-    from keras_resnets.training import RECIPES, cli
-    from keras_resnets.training.schedules import SCHEDULES
+def test_every_cli_choice_list_is_read_from_its_owner():
+    """No choice list exists twice: every choices= of train and tune is an OwnedChoices naming the
+    module that owns the list (a few fixed numeric ones aside), and reads exactly that list."""
+    import importlib
 
-    assert set(cli.POLICIES) == set(POLICIES)
-    assert set(cli.RECIPES) == set(RECIPES)
-    assert set(cli.SCHEDULES) == set(SCHEDULES)
+    from keras_resnets.cli import build_parser
+    from keras_resnets.cli_args import OwnedChoices
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    checked = 0
+    for name in ("train", "tune"):
+        for action in sub.choices[name]._actions:
+            if action.choices is None or action.dest in ("channels", "fit_verbose"):
+                continue
+            assert isinstance(action.choices, OwnedChoices), (name, action.dest)
+            module, _, attr = action.choices.owner.partition(":")
+            owner = getattr(importlib.import_module(module), attr)
+            assert list(action.choices) == list(owner() if callable(owner) else owner)
+            checked += 1
+    assert checked >= 12
+    assert "shapes_segmentation" in sub.choices["train"]._option_string_actions["--recipe"].choices
+
+
+def test_train_and_tune_take_every_shared_cli_option_as_a_keyword():
+    """One option schema: each shared CLI option is a keyword of train() (and of tune() for tune's)."""
+    import argparse
+    import inspect
+
+    from keras_resnets.cli_args import keywords
+    from keras_resnets.training import cli as train_cli
+    from keras_resnets.training import train
+    from keras_resnets.tuning import cli as tune_cli
+    from keras_resnets.tuning.search import tune
+
+    for flags, function in ((train_cli.FLAGS, train), (tune_cli.SHARED_FLAGS, tune)):
+        parser = argparse.ArgumentParser()
+        train_cli.add_options(parser, flags)
+        names = set(keywords(parser.parse_args([]), flags))
+        assert names <= set(inspect.signature(function).parameters), names - set(inspect.signature(function).parameters)
+
+
+def test_no_training_function_is_longer_than_sixty_lines():
+    """train in steps: every function of keras_resnets/training has at most 60 lines below its docstring."""
+    import ast
+    import glob
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "keras_resnets", "training")
+    long = []
+    for path in glob.glob(os.path.join(folder, "*.py")):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
+                if node.end_lineno - body[0].lineno + 1 > 60:
+                    long.append(f"{os.path.basename(path)}:{node.name}")
+    assert long == []

@@ -72,7 +72,7 @@ def test_space_values_are_canonical_and_overrides_apply():
     (dict(space_overrides={"lr": [-0.1]}), "-0.1 of 'lr' must be a number > 0"),
     (dict(space={}), "the search space is empty"),
     (dict(space={"activation": []}), "the search space is empty"),
-    (dict(objective="val_top5"), "objective 'val_top5' is not reported by the models; allowed: val_accuracy"),
+    (dict(objective="val_top5"), "objective 'val_top5' is not reported by classification models; allowed: val_accuracy"),
     (dict(direction="up"), "unknown objective direction 'up'; allowed: max, min"),
     (dict(space="study_continuous"), "the grid tuner needs a finite space"),
     (dict(space_overrides={"unit": ["basic", "pyramid"]}), "value 'pyramid' of 'unit' does not build"),

@@ -1,0 +1,118 @@
+"""Artifacts a run draws from its history and model: ``history.csv`` columns, ``curves.png``,
+``predictions.png`` (segmentation: predicted masks next to ground truth).
+
+The run directory's layout and ``config.json`` belong to ``keras_resnets.runs``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from keras_resnets.runs import atomic_write, default_run_name, write_json  # noqa: F401  (re-exported)
+
+
+def read_history(path: str) -> dict:
+    """Columns of a CSVLogger file as lists of floats (empty dict if missing)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for row in rows:
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                continue
+    return columns
+
+
+def plot_curves(history_csv: str, out_png: str, metric: str = "accuracy") -> bool:
+    """Plot loss, ``metric`` (accuracy, mean_iou) and learning rate per epoch from ``history.csv`` into ``out_png``.
+
+    Returns:
+        Whether a figure was written (``False`` when the history is empty).
+    """
+    history = read_history(history_csv)
+    if not history.get("epoch"):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [e + 1 for e in history["epoch"]]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, column in ((axes[0], "loss"), (axes[1], metric)):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + column in history:
+                ax.plot(epochs, history[prefix + column], marker=".", label=label)
+        ax.set_title(column.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if "lr" in history:
+        axes[2].plot(epochs, history["lr"], marker=".")
+        axes[2].set_yscale("log")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_xlabel("epoch")
+    axes[2].grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, out_png)
+    return True
+
+
+def _save_figure(fig, out_png: str) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+
+
+# Colours of the classes in predictions.png (the ignore label is white).
+_PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+                     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]], np.uint8)
+
+
+def _colour(mask: np.ndarray) -> np.ndarray:
+    palette = np.concatenate([_PALETTE, np.random.default_rng(0).integers(0, 255, (256, 3), dtype=np.uint8)])
+    palette[255] = 255
+    return palette[np.asarray(mask, np.int64) % 256]
+
+
+def plot_predictions(model, images: np.ndarray, masks: np.ndarray, mean, std, out_png: str,
+                     class_names=()) -> None:
+    """Held-out images, their ground-truth masks and the model's predicted masks, one row each.
+
+    Args:
+        model: a per-pixel model (``(n, H, W, classes)`` scores).
+        images: normalised images ``(n, H, W, C)``.
+        masks: ground truth ``(n, H, W)`` (255: ignored, drawn white).
+        mean, std: the normalisation, to draw raw pixels.
+        out_png: the PNG to write.
+        class_names: legend of the colours.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predicted = np.argmax(np.asarray(model.predict(images, verbose=0)), axis=-1)
+    pixels = np.clip(images * np.asarray(std) + np.asarray(mean), 0, 255).astype(np.uint8)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
+    for row, panels in enumerate(zip(pixels, _colour(masks), _colour(predicted))):
+        for ax, panel, title in zip(axes[row], panels, ("image", "ground truth", "prediction")):
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title)
+    legend = ", ".join(f"{name}: {tuple(int(c) for c in _PALETTE[i])}" for i, name in enumerate(class_names[:10]))
+    fig.suptitle(legend, fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, out_png)

@@ -1,0 +1,88 @@
+"""Step "evaluate and write": final model, test metrics (per task), ``metrics.json``, curves, masks."""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+
+from keras_resnets.runs import RunConfig, RunDir, atomic_write
+from keras_resnets.tasks import get_task
+from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
+
+PREDICTION_IMAGES = 4  # held-out images drawn in predictions.png
+
+
+def evaluate_task(model: keras.Model, test, task: str, class_names=()) -> dict:
+    """Test metrics of ``model`` for its task.
+
+    Classification: ``test_accuracy``, ``test_loss``. Segmentation: ``test_mean_iou``,
+    ``test_pixel_accuracy``, ``test_loss`` and ``test_per_class_iou`` (class name -> IoU, ``None``
+    for a class seen in neither labels nor predictions).
+    """
+    values = model.evaluate(test, verbose=0, return_dict=True)
+    metrics = {f"test_{k}": float(v) for k, v in values.items()}
+    if task == "segmentation":
+        from keras_resnets.metrics import MeanIoU
+
+        iou = MeanIoU(int(model.output_shape[-1]))
+        for images, masks in test:
+            iou.update_state(masks, model(images, training=False))
+        names = list(class_names) or [str(i) for i in range(iou.num_classes)]
+        metrics["test_per_class_iou"] = {name: None if np.isnan(v) else round(float(v), 4)
+                                         for name, v in zip(names, iou.per_class_iou())}
+    return metrics
+
+
+def _best_model_metrics(run: RunDir, test, config: RunConfig) -> dict:
+    if not os.path.exists(run.best_model):
+        return {}
+    import keras_resnets.layers  # noqa: F401  registers the package's layers for loading
+
+    task = get_task(config.task)
+    best = keras.saving.load_model(run.best_model, compile=False)
+    best.compile(loss=task.loss(config.classifier_activation is None), metrics=task.metrics(config.classes))
+    values = best.evaluate(test, verbose=0, return_dict=True)
+    return {f"best_model_test_{task.metric}": float(values[task.metric])}
+
+
+def _first_images(test, count: int):
+    images, masks = [], []
+    for x, y in test:
+        images.append(np.asarray(x))
+        masks.append(np.asarray(y))
+        if sum(len(i) for i in images) >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(masks)[:count]
+
+
+def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *, initial_epoch: int,
+                       seconds: float) -> dict:
+    """Save ``final.keras``, evaluate on the test split, write ``metrics.json``, ``curves.png`` and,
+    for segmentation, ``predictions.png``.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    task = get_task(config.task)
+    atomic_write(run.final_model, net.save)
+    plot_curves(run.history, run.curves, metric=task.metric)
+    history = read_history(run.history)
+    epochs_run = config.epochs - initial_epoch
+    metrics = {
+        "status": "completed", "task": config.task, "model": config.model, "dataset": config.dataset,
+        "params": int(net.count_params()), "epochs": config.epochs, "epochs_this_session": epochs_run,
+        "resumed_from_epoch": initial_epoch,
+        **evaluate_task(net, data.test, config.task, config.class_names),
+        f"best_{task.monitor}": max(history.get(task.monitor, []), default=None),
+        **_best_model_metrics(run, data.test, config),
+        f"final_train_{task.metric}": (history.get(task.metric) or [None])[-1],
+        "train_seconds": round(seconds, 2),
+        "train_images_per_second": round(epochs_run * data.info.num_train / seconds, 1) if epochs_run else None,
+        "jit_compile": config.jit_compile, "precision": config.precision,
+    }
+    if config.task == "segmentation":
+        images, masks = _first_images(data.test, PREDICTION_IMAGES)
+        plot_predictions(net, images, masks, data.info.mean, data.info.std, run.predictions, config.class_names)
+    run.write_metrics(metrics)
+    return metrics

@@ -16,7 +16,9 @@ TFDS's own reader. Per epoch:
 Unreadable files (truncated or corrupt JPEGs, non-images with an image extension) are **skipped
 with a warning naming each file** (``keras-resnets: warning: skipping unreadable image PATH``) on
 stderr, wherever they show up: in the sample that measures the channel statistics, in training
-epochs and in the evaluation splits.
+epochs and in the evaluation splits. Every pipeline still yields its announced number of batches
+(``steps_per_epoch`` per epoch, ``ceil(n / batch)`` per evaluation split): batches lost to skipped
+files are filled from the start of the split again.
 
 With ``shard(num_shards, index)`` a process reads only every ``num_shards``-th file (TFDS: its
 ``tfds.even_splits`` part), which is what ``--distribute data_parallel`` uses on several processes.
@@ -297,6 +299,7 @@ class StreamingDatasets(Datasets):
             return (images - mean) / std, labels
 
         ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
+        ds = exactly(ds, steps * max(epochs - initial_epoch, 0))
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
@@ -349,6 +352,14 @@ def _with_eval_pipelines(data: StreamingDatasets) -> StreamingDatasets:
     return data
 
 
+def exactly(batches: tf.data.Dataset, count: int) -> tf.data.Dataset:
+    """``count`` batches, always: the places of batches lost to skipped files are filled from the
+    start again. Equal batch counts keep the processes of a distributed run in step (a process
+    with one batch less would wait forever), and a known cardinality lets Keras see the end of
+    an evaluation split without warning that the input "ran out of data"."""
+    return batches.repeat().take(count).apply(tf.data.experimental.assert_cardinality(count))
+
+
 def resized_image(source, size, channels: int) -> tf.Tensor:
     """The whole image resized to ``size`` (aspect not kept, as the in-memory path does), float32."""
     image = tf.image.resize(imagenet.full_image(source, channels), size)
@@ -375,6 +386,8 @@ def eval_pipeline(split, image_fn, info: DatasetInfo, batch_size: int, drop_rema
     if isinstance(split, FileSplit):
         decoded = skip_unreadable(decoded, split, None, info.image_shape)
     ds = decoded.map(lambda p, i, image, label: (image, label)).batch(batch_size, drop_remainder=drop_remainder)
+    count = len(split)
+    ds = exactly(ds, count // batch_size if drop_remainder else math.ceil(count / batch_size))
     ds = ds.map(lambda x, y: ((x - mean) / std, y), num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()

@@ -329,9 +329,15 @@ class StreamingDatasets(Datasets):
             raise ValueError(f"shard index must be in 0..{num_shards - 1}; got {index}")
         if self.batch_size % num_shards:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by {num_shards} shards")
+        per_shard = self.batch_size // num_shards
+        for name in ("_train_split", "_validation_split", "_test_split"):
+            if len(getattr(self, name)) // num_shards < per_shard:
+                raise ValueError(f"{name.strip('_').replace('_split', '')} split of {len(getattr(self, name))} "
+                                 f"images is too small for {num_shards} shards of {per_shard}-image batches; "
+                                 f"use a smaller batch_size")
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields.update(
-            batch_size=self.batch_size // num_shards,
+            batch_size=per_shard,
             drop_remainder=True,
             _train_split=self._train_split.shard(num_shards, index),
             _validation_split=self._validation_split.shard(num_shards, index),

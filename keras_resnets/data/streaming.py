@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from keras_resnets.data import augment as augment_lib
 from keras_resnets.data import imagenet
-from keras_resnets.data.datasets import Datasets, DatasetInfo, _normalizer, _options, channel_stats
+from keras_resnets.data.datasets import Datasets, DatasetInfo, _normalizer, _options
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 STREAMING_MODES = ("auto", True, False)
@@ -400,44 +400,39 @@ def eval_pipeline(split, image_fn, info: DatasetInfo, batch_size: int, drop_rema
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def sample_stats(split, image_fn, seed: int, sample: int = STATS_SAMPLE):
+def sample_stats(split, image_fn, seed: int, image_shape, sample: int = STATS_SAMPLE):
     """Per-channel mean and std (0..255) of up to ``sample`` training images, decoded as for evaluation.
 
-    A seeded sample keeps start-up time independent of the dataset's size; 256 images estimate
-    the channel means within about 1 grey level for natural photos.
+    A seeded sample keeps start-up time independent of the dataset's size (256 images estimate the
+    channel means within about 1 grey level for natural photos); the images are decoded in
+    parallel and reduced to per-channel sums as they come, so memory stays small.
     """
     if isinstance(split, FileSplit):
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(split), size=min(sample, len(split)), replace=False))
         sub = FileSplit(split.files[pick], split.labels[pick], None if split.cache is None else split.cache[pick])
-        images = []
-        for file, ok, image in _decode_named(sub, image_fn):
-            if ok:
-                images.append(image)
-            else:
-                warn_unreadable(file)
+        decoded = sub.examples().map(lambda p, i, source, label: (p, i, image_fn(source), label),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        images = skip_unreadable(decoded, sub, None, image_shape).map(lambda p, i, image, label: image)
     else:
-        ds = split.dataset().take(sample).map(lambda image, label: image_fn(image))
-        images = list(ds.as_numpy_iterator())
-    if not images:
+        images = split.dataset().take(sample).map(lambda image, label: image_fn(image),
+                                                  num_parallel_calls=tf.data.AUTOTUNE)
+    channels = image_shape[-1]
+
+    def moments(image):
+        pixels = tf.reshape(tf.cast(image, tf.float64), [-1, channels])
+        return tf.reduce_sum(pixels, 0), tf.reduce_sum(pixels * pixels, 0), tf.cast(tf.shape(pixels)[0], tf.float64)
+
+    zeros = tf.zeros([channels], tf.float64)
+    total, squares, count = images.map(moments).reduce(
+        (zeros, zeros, tf.constant(0.0, tf.float64)), lambda acc, m: (acc[0] + m[0], acc[1] + m[1], acc[2] + m[2]))
+    if float(count) == 0:
         from keras_resnets.data.sources import DatasetUnavailableError
 
-        raise DatasetUnavailableError(f"none of the {sample} sampled training images could be read")
-    stacked = np.clip(np.rint(np.stack(images)), 0, 255).astype(np.uint8)
-    return channel_stats(stacked)
-
-
-def _decode_named(split: FileSplit, image_fn):
-    """Yield ``(file, ok, image)`` for each file (eagerly; a failure is caught per file)."""
-    for position, file in enumerate(split.files):
-        try:
-            if split.cache is not None:
-                contents = tf.constant(split.cache[position], tf.string)
-            else:
-                contents = tf.io.read_file(file)
-            yield file, True, image_fn(contents).numpy()
-        except tf.errors.OpError:
-            yield file, False, None
+        raise DatasetUnavailableError(f"none of the {min(sample, len(split))} sampled training images could be read")
+    mean = total.numpy() / float(count)
+    std = np.sqrt(np.maximum(squares.numpy() / float(count) - mean**2, 0.0))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(max(v, 1e-3)), 4) for v in std)
 
 
 def warn_unreadable(file: str) -> None:
@@ -525,7 +520,7 @@ def _streaming_datasets(name, class_names, train, validation, test, *, batch_siz
     data = StreamingDatasets(info=probe, batch_size=batch_size, augment=augment, seed=int(seed), validation=None,
                              test=None, _train_split=train, _validation_split=validation, _test_split=test,
                              cache=cache)
-    mean, std = sample_stats(train, data._eval_image, seed)
+    mean, std = sample_stats(train, data._eval_image, seed, probe.image_shape)
     data.info = dataclasses.replace(probe, mean=mean, std=std, num_train=len(train), num_validation=len(validation),
                                     num_test=len(test))
     return _with_eval_pipelines(data)

@@ -256,3 +256,17 @@ def test_tfds_streams_offline_under_tfds_mock_data():
         in_memory = load_dataset("cifar10", data_dir="/nonexistent/tfds", batch_size=16, streaming=False,
                                  validation_split=0.25)
         assert type(in_memory) is Datasets and in_memory.info.num_train > 0
+
+
+def test_train_cli_on_a_folder_with_corrupt_jpegs_finishes_and_names_them(corrupt_folder, tmp_path, capfd):
+    """Issue 16, defect 3, through `keras-resnets train` (a small folder: the in-memory path)."""
+    from keras_resnets.cli import main
+
+    root, corrupt = corrupt_folder
+    code = main(["train", "--model", "cifar_resnet20", "--model-arg", "depth=8", "--dataset", "folder",
+                 "--data-dir", root, "--image-size", "8", "--epochs", "1", "--batch-size", "4",
+                 "--validation-split", "0.34", "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    captured = capfd.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "Traceback" not in captured.err
+    assert skipped_files(captured.err) == corrupt

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_resnets.data.imagenet import TRAIN_POLICIES
+
 BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
 # Per-image policies of keras_resnets.data.imagenet: they crop the source images, so they run in
 # the streaming pipelines only (load_dataset streams automatically for them).
-IMAGENET_POLICIES = ("imagenet_scale", "inception_crop")
+IMAGENET_POLICIES = TRAIN_POLICIES
 POLICIES = BATCH_POLICIES + IMAGENET_POLICIES
 
 CROP_PADDING = 4

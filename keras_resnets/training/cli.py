@@ -15,8 +15,9 @@ from keras_resnets.cli_args import parse_image_size, parse_key_value
 
 # Listed here for --help only (importing the modules that own them would load TensorFlow);
 # train() validates every value against the owners' lists.
-POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
-RECIPES = ("he2016_cifar", "he2016_cifar_warmup", "he2016_identity_cifar", "cifar10_study", "cosine", "digits_demo")
+POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur", "imagenet_scale", "inception_crop")
+RECIPES = ("he2016_cifar", "he2016_cifar_warmup", "he2016_identity_cifar", "cifar10_study", "cosine",
+           "he2016_imagenet", "imagenet_inception_crop", "digits_demo")
 SCHEDULES = ("lr_ratio", "milestones", "cosine", "constant")
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")

@@ -159,9 +159,10 @@ class TfdsSplit:
     builder: object
     split: object
     count: int
+    limit: int | None = None  # read only the first ``limit`` examples
 
     def __len__(self) -> int:
-        return self.count
+        return self.count if self.limit is None else min(self.count, self.limit)
 
     def shard(self, num_shards: int, index: int) -> "TfdsSplit":
         import tensorflow_datasets as tfds
@@ -176,6 +177,8 @@ class TfdsSplit:
         config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
         ds = self.builder.as_dataset(split=self.split, as_supervised=True, shuffle_files=seed is not None,
                                      read_config=config)
+        if self.limit is not None:
+            ds = ds.take(self.limit)
         return ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
 
     def examples(self, seed: int | None = None, epoch=None) -> tf.data.Dataset:

@@ -187,9 +187,7 @@ def evaluation_split(config: dict, split: str, data_dir, validation_split: float
     train_name, test_name = sources.tfds_split_names(builder)
     percent = int(round(100 * (1 - validation_split)))
     name = {"test": test_name, "validation": f"{train_name}[{percent}%:]", "all": test_name}[split]
-    if limit is not None:
-        name = f"{name.split('[')[0]}[:{limit}]" if "[" not in name else name
-    return streaming.TfdsSplit(builder, name, streaming._tfds_count(builder, name))
+    return streaming.TfdsSplit(builder, name, streaming._tfds_count(builder, name), limit)
 
 
 def _normalise(images, config):

@@ -88,3 +88,25 @@ def test_evaluate_all_images_of_another_folder_and_bad_input(imagenet_style_run,
         evaluate.evaluate_run(run_dir, ["five_crop"])
     with pytest.raises(ValueError, match=r"--scales must be positive integers"):
         evaluate._parse_scales("224,x")
+
+
+def test_evaluate_a_tfds_run_offline_under_tfds_mock_data(tmp_path):
+    """The TFDS path of evaluate (test split, --limit) through TFDS's mock harness."""
+    import tensorflow_datasets as tfds
+
+    from keras_resnets.models import create_model
+    from keras_resnets.training import evaluate
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = {"model": "cifar_resnet20", "model_kwargs": {"depth": 8}, "dataset": "cifar10",
+              "data_dir": "/nonexistent/tfds", "input_shape": [32, 32, 3], "classes": 10,
+              "normalization": {"mean": [127.0] * 3, "std": [64.0] * 3}, "classifier_activation": None, "seed": 0}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    create_model("cifar_resnet20", depth=8, input_shape=(32, 32, 3), classes=10,
+                 classifier_activation=None).save(run_dir / "final.keras")
+    with tfds.testing.mock_data(num_examples=40):
+        results = evaluate.evaluate_run(str(run_dir), ["centre_crop", "multi_scale"], limit=6, scales=[32, 40])
+    for result in results.values():
+        assert result["images"] == 6 and result["model"] == "final.keras" and 0 <= result["top1"] <= 1
+    assert results["multi_scale"]["scales"] == [32, 40]

@@ -19,6 +19,7 @@ _COMMANDS = {
     "train": ("keras_resnets.training.cli", "train a model on a dataset into a run directory (resumable)"),
     "analyze": ("keras_resnets.training.analyze_cli", "parameters/FLOPs per model and per-unit gradient flow"),
     "export": ("keras_resnets.export.cli", "export a run or .keras file to SavedModel or verified TFLite"),
+    "evaluate": ("keras_resnets.training.evaluate", "evaluate a run: centre crop, 10-crop, multi-scale (ImageNet protocols)"),
     "tune": ("keras_resnets.tuning.cli", "search lr ratio, activation, augmentation, ... (grid, random, Bayesian, Hyperband)"),
 }
 

@@ -13,12 +13,20 @@ Policies:
 - ``crop_flip``: ``crop`` + random horizontal flip (the standard CIFAR augmentation of He et al.).
 - ``crop_flip_color_blur``: ``crop_flip`` + colour jitter (brightness, contrast, saturation, hue)
   + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
+- ``imagenet_scale``, ``inception_crop``: the ImageNet policies, per source image before batching
+  (``keras_resnets.data.imagenet``); ``augment_batch`` refuses them.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
-POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
+from keras_resnets.data.imagenet import TRAIN_POLICIES
+
+BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
+# Per-image policies of keras_resnets.data.imagenet: they crop the source images, so they run in
+# the streaming pipelines only (load_dataset streams automatically for them).
+IMAGENET_POLICIES = TRAIN_POLICIES
+POLICIES = BATCH_POLICIES + IMAGENET_POLICIES
 
 CROP_PADDING = 4
 BRIGHTNESS = 0.2  # max relative change, as torchvision ColorJitter(0.2, 0.2, 0.2, 0.05)
@@ -143,6 +151,9 @@ def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
     validate_policy(policy)
     if policy == "none":
         return images
+    if policy in IMAGENET_POLICIES:
+        raise ValueError(f"augment={policy!r} crops source images before batching (streaming pipelines); "
+                         f"batch policies: {', '.join(BATCH_POLICIES)}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     flips = policy in ("crop_flip", "crop_flip_color_blur")
     images = random_crop(images, seeds[0], flip_seed=seeds[1] if flips else None)

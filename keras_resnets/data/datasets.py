@@ -146,6 +146,25 @@ def list_datasets() -> list:
     return [sources.DIGITS, sources.FOLDER, "cifar10", "cifar100", "imagenette"]
 
 
+def _no_expand_when_streaming(expand: int) -> None:
+    if expand:
+        raise ValueError(f"expand={expand} (static expansion) needs the images in memory; pass streaming=False "
+                         f"or augment on the fly (expand=0)")
+
+
+def _tfds_train_count(builder) -> int:
+    splits = builder.info.splits
+    if "train" in splits:
+        return int(splits["train"].num_examples)
+    return int(builder.as_dataset(split="train").cardinality())
+
+
+def _tfds_image_shape(builder, size, channels) -> tuple:
+    native = builder.info.features["image"].shape
+    height, width = size if size is not None else native[:2]
+    return height, width, channels or native[-1]
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -164,6 +183,8 @@ def load_dataset(
     validation_split: float = 0.1,
     seed: int = 0,
     download: bool = False,
+    streaming="auto",
+    cache: bool = False,
 ) -> Datasets:
     """Load a dataset by name into training, validation and test pipelines.
 
@@ -182,10 +203,19 @@ def load_dataset(
         validation_split: fraction of the training images held out for validation.
         seed: seed of shuffling and augmentation (and of the hold-out for TFDS/folders).
         download: let TFDS download a missing dataset (needs network).
+        streaming: ``"auto"`` (default), ``True`` or ``False``: read, decode and augment images on the
+            fly (``keras_resnets.data.streaming``) instead of holding them in memory. ``"auto"``
+            streams folders and TFDS datasets whose decoded training images exceed 256 MiB, and
+            always for the ImageNet policies (``imagenet_scale``, ``inception_crop``, which crop
+            the source images); the digits are always in memory.
+        cache: streaming only: keep the encoded files of a folder and the decoded evaluation
+            batches in memory (for small datasets read many times).
 
     Returns:
         ``Datasets`` with ``train(epochs, initial_epoch)``, ``validation``, ``test`` and ``info``.
     """
+    from keras_resnets.data import streaming as streaming_lib
+
     batch_size = _positive_int("batch_size", batch_size)
     augment_lib.validate_policy(augment)
     if isinstance(expand, bool) or not isinstance(expand, int) or expand < 0:
@@ -195,14 +225,36 @@ def load_dataset(
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3; got {channels!r}")
     size = tuple(image_size) if image_size is not None else None
+    if size is None and augment in augment_lib.IMAGENET_POLICIES:
+        size = (224, 224)  # the papers' crop
     if name == sources.DIGITS:
+        if streaming is True or augment in augment_lib.IMAGENET_POLICIES:
+            raise ValueError(f"the digits are held in memory and have no source images to crop; got "
+                             f"streaming={streaming!r}, augment={augment!r} (allowed: streaming 'auto' or False "
+                             f"with augment {', '.join(augment_lib.BATCH_POLICIES)})")
+        streaming_lib.use_streaming(streaming, augment, 0, (1, 1, 1))
         arrays = sources.load_digits(size or (32, 32), channels or 1, validation_split)
     elif name == sources.FOLDER or (name and os.path.isdir(os.path.expanduser(name))):
         folder = data_dir if name == sources.FOLDER else name
         if not folder:
             raise ValueError("dataset 'folder' needs data_dir=<folder with one sub-folder per class>")
-        arrays = sources.load_folder(folder, size or (32, 32), channels or 3, validation_split, seed)
+        listing = streaming_lib.list_image_folder(folder)
+        size = size or (32, 32)
+        shape = (*size, channels or 3)
+        if streaming_lib.use_streaming(streaming, augment, len(listing[1]), shape):
+            _no_expand_when_streaming(expand)
+            return streaming_lib.stream_folder(
+                folder, batch_size=batch_size, augment=augment, image_size=size, channels=channels,
+                validation_split=validation_split, seed=seed, cache=cache, listing=listing, name=name)
+        arrays = sources.load_folder(folder, size, channels or 3, validation_split, seed)
     elif isinstance(name, str) and name:
+        builder, _ = sources.tfds_builder(name, data_dir, download)
+        if streaming_lib.use_streaming(streaming, augment, _tfds_train_count(builder),
+                                       _tfds_image_shape(builder, size, channels)):
+            _no_expand_when_streaming(expand)
+            return streaming_lib.stream_tfds(
+                builder, name, batch_size=batch_size, augment=augment, image_size=size, channels=channels,
+                validation_split=validation_split, seed=seed, cache=cache)
         arrays = sources.load_tfds(name, data_dir, size, channels, validation_split, download, seed)
     else:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())} or any TFDS name")

@@ -14,7 +14,6 @@ import numpy as np
 DIGITS = "digits"
 FOLDER = "folder"
 DEFAULT_DATA_DIR = os.environ.get("TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -115,7 +114,7 @@ def _tfds_split(builder, split: str, image_size, channels):
         return image, tf.cast(label, tf.int32)
 
     ds = builder.as_dataset(split=split, as_supervised=True).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    total = builder.info.splits[split].num_examples
+    total = int(ds.cardinality()) if int(ds.cardinality()) >= 0 else None
     xs, ys = [], []
     with tqdm(total=total, desc=f"reading {builder.name}[{split}]", unit="img", leave=False) as bar:
         for x, y in ds.batch(1024).as_numpy_iterator():
@@ -126,13 +125,17 @@ def _tfds_split(builder, split: str, image_size, channels):
 
 
 def ensure_prepared(builder, name: str, data_dir: str, download: bool) -> None:
-    """Make sure a TFDS ``builder``'s files are in ``data_dir``: download them if allowed, else explain.
+    """Make sure a TFDS ``builder``'s data can be read: download it if allowed, else explain.
+
+    Whether the data is there is asked of TFDS itself (``as_dataset`` on the first split), not of
+    the files on disk, so TFDS's offline test harness (``tfds.testing.mock_data``), which serves
+    generated examples without any prepared files, passes the check like a prepared dataset.
 
     Raises:
         DatasetUnavailableError: not prepared and ``download`` is off, or the download failed; the
             message says where the files go and how to prepare them.
     """
-    if builder.is_prepared():
+    if _tfds_readable(builder):
         return
     if not download:
         raise DatasetUnavailableError(_tfds_missing_message(name, data_dir, "no prepared files"))
@@ -144,9 +147,54 @@ def ensure_prepared(builder, name: str, data_dir: str, download: bool) -> None:
         ) from None
 
 
+def _tfds_readable(builder) -> bool:
+    if builder.is_prepared():
+        return True
+    try:
+        builder.as_dataset(split=tfds_split_names(builder)[0])
+    except (AssertionError, ValueError, KeyError, OSError):  # TFDS: "could not find data in ..."
+        return False
+    return True
+
+
+def tfds_split_names(builder) -> tuple:
+    """``(train split, test split)`` names: ``test``, or ``validation`` where there is no test split.
+
+    Datasets whose split list is unknown (TFDS's mock harness) are taken to have ``train``/``test``.
+    """
+    splits = builder.info.splits
+    if not splits:
+        return "train", "test"
+    return "train", "test" if "test" in splits else "validation"
+
+
+def tfds_builder(name: str, data_dir=None, download: bool = False):
+    """The TFDS builder of ``name`` in ``data_dir``, its data checked readable (``ensure_prepared``).
+
+    Returns:
+        ``(builder, data_dir)``.
+
+    Raises:
+        ValueError: unknown name.
+        DatasetUnavailableError: the dataset is not prepared and ``download`` is off.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises DatasetNotFoundError and friends for unknown names
+        raise ValueError(
+            f"unknown dataset {name!r}; allowed: {DIGITS!r}, {FOLDER!r} (with data_dir) or a TFDS "
+            f"image-classification name such as cifar10, cifar100, imagenette ({type(err).__name__})"
+        ) from None
+    ensure_prepared(builder, name, data_dir, download)
+    return builder, data_dir
+
+
 def load_tfds(name: str, data_dir=None, image_size=None, channels=None, validation_split: float = 0.1,
               download: bool = False, seed: int = 0) -> ImageArrays:
-    """A TFDS image-classification dataset (cifar10, cifar100, imagenette, ...) from ``data_dir``.
+    """A TFDS image-classification dataset (cifar10, cifar100, imagenette, ...) read into memory.
 
     Training data is the ``train`` split less a stratified ``validation_split`` hold-out; test data
     is the ``test`` split, or ``validation`` for datasets that have no test split (imagenette).
@@ -163,19 +211,8 @@ def load_tfds(name: str, data_dir=None, image_size=None, channels=None, validati
     Raises:
         DatasetUnavailableError: the dataset is not prepared in ``data_dir`` and ``download`` is off.
     """
-    import tensorflow_datasets as tfds
-
-    data_dir = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises DatasetNotFoundError and friends for unknown names
-        raise ValueError(
-            f"unknown dataset {name!r}; allowed: {DIGITS!r}, {FOLDER!r} (with data_dir) or a TFDS "
-            f"image-classification name such as cifar10, cifar100, imagenette ({type(err).__name__})"
-        ) from None
-    ensure_prepared(builder, name, data_dir, download)
-    splits = builder.info.splits
-    test_split = "test" if "test" in splits else "validation"
+    builder, _ = tfds_builder(name, data_dir, download)
+    _, test_split = tfds_split_names(builder)
     x_all, y_all = _tfds_split(builder, "train", image_size, channels)
     train, validation = _split_validation(x_all, y_all, validation_split, seed)
     test = _tfds_split(builder, test_split, image_size, channels)
@@ -199,25 +236,19 @@ def load_folder(path: str, image_size=(32, 32), channels: int = 3, validation_sp
     """
     import tensorflow as tf
 
-    path = os.path.expanduser(path)
-    if not os.path.isdir(path):
-        raise DatasetUnavailableError(f"image folder {path!r} does not exist")
-    class_names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    files, labels = [], []
-    for index, class_name in enumerate(class_names):
-        for file in sorted(os.listdir(os.path.join(path, class_name))):
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(os.path.join(path, class_name, file))
-                labels.append(index)
-    if len(class_names) < 2 or not files:
-        raise DatasetUnavailableError(
-            f"image folder {path!r} needs one sub-folder of images per class (at least 2 classes, "
-            f"files ending in {', '.join(IMAGE_EXTENSIONS)}); found {len(class_names)} classes, "
-            f"{len(files)} images"
-        )
+    from keras_resnets.data.streaming import list_image_folder, warn_unreadable
+
+    files, labels, class_names = list_image_folder(path)
     images = np.empty((len(files), *image_size, channels), np.uint8)
+    readable = np.ones(len(files), bool)
     for i, file in enumerate(files):
-        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        try:
+            image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        except tf.errors.OpError:  # corrupt or truncated: named and skipped (docs/data.md)
+            warn_unreadable(file)
+            readable[i] = False
+            continue
         images[i] = tf.cast(tf.round(tf.image.resize(image, image_size)), tf.uint8).numpy()
-    train, validation = _split_validation(images, np.asarray(labels, np.int32), validation_split, seed)
+    images, labels = images[readable], labels[readable]
+    train, validation = _split_validation(images, labels, validation_split, seed)
     return ImageArrays(train, validation, validation, class_names)

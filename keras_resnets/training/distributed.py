@@ -275,6 +275,8 @@ def shard_ready(data):
     distribution = keras.distribution.distribution()
     if distribution is None or int(distribution.device_mesh.devices.size) <= 1:
         return data
+    if hasattr(data, "shard") and hasattr(data, "full_batches"):  # streaming: each process reads its files
+        return _per_process_files(data, distribution)
     for split, count in (("training", data.info.num_train), ("validation", data.info.num_validation),
                          ("test", data.info.num_test)):
         if 0 < count < data.batch_size:
@@ -284,6 +286,16 @@ def shard_ready(data):
     fields["validation"] = _full_batches(data.validation, data.batch_size)
     fields["test"] = _full_batches(data.test, data.batch_size)
     return _FullBatchDatasets(**fields)
+
+
+def _per_process_files(data, distribution):
+    """A streaming ``Datasets`` reads only this process's shard of the files (``data.shard``);
+    Keras is told not to shard the already per-process batches again."""
+    cluster = cluster_from_env()
+    if cluster.num_processes == 1:
+        return data.full_batches()
+    distribution.auto_shard_dataset = False
+    return data.shard(cluster.num_processes, cluster.process_id)
 
 
 def _full_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:

@@ -1,8 +1,9 @@
-"""Named training recipes: each paper's CIFAR setting, the CIFAR-10 study's, and the demo's.
+"""Named training recipes: each paper's CIFAR setting, the ImageNet one, the CIFAR-10 study's, the demo's.
 
 A recipe holds defaults; every field can be overridden per run (``train(..., lr=0.05)``).
 All paper recipes share He et al.'s optimiser: SGD, momentum 0.9, weight decay 1e-4, batch 128,
-lr 0.1. Weight decay is applied as an L2 penalty on convolution and dense kernels (coupled, as in
+lr 0.1 (ImageNet: batch 256). The ImageNet recipes use the streaming input pipeline (their
+augmentations crop the source photos; ``image_size`` defaults to 224). Weight decay is applied as an L2 penalty on convolution and dense kernels (coupled, as in
 the papers' Caffe/Torch code, where it goes through momentum); ``weight_decay_mode="decoupled"``
 selects Keras' decoupled ``SGD(weight_decay=...)`` instead, which decays about 10x less at
 momentum 0.9 for the same coefficient.
@@ -100,6 +101,27 @@ RECIPES = {
             epochs=200,
             schedule="cosine",
             weight_decay=5e-4,
+        ),
+        Recipe(
+            "he2016_imagenet",
+            "Deep Residual Learning, ImageNet: batch 256, lr 0.1 /10 at epochs 30 and 60, stop at 90 "
+            "(the fixed-epoch form of /10 at plateaus), shorter side in [256, 480] + random 224 crop + "
+            "flip + colour (PCA lighting)",
+            epochs=90,
+            batch_size=256,
+            schedule="lr_ratio",
+            lr_ratio="1:1:1",
+            augment="imagenet_scale",
+        ),
+        Recipe(
+            "imagenet_inception_crop",
+            "As he2016_imagenet with the random-resized-crop augmentation (8-100 % of the area, aspect "
+            "3/4-4/3, 224x224) + flip + colour, the common variant of later ImageNet ResNets",
+            epochs=90,
+            batch_size=256,
+            schedule="lr_ratio",
+            lr_ratio="1:1:1",
+            augment="inception_crop",
         ),
         Recipe(
             "digits_demo",

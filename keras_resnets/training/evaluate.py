@@ -79,16 +79,18 @@ def _positive_int(name: str, value):
 
 
 def read_config(run_dir: str) -> dict:
-    """The run's ``config.json``.
+    """The run's configuration, read through ``RunConfig`` (classification runs only).
 
     Raises:
-        ValueError: no such run (the message names the path).
+        ValueError: no such run, an invalid ``config.json``, or a segmentation run (the message names it).
     """
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise ValueError(f"no run at {run_dir!r}: {path!r} does not exist")
-    with open(path) as f:
-        return json.load(f)
+    from keras_resnets.runs import RunConfig
+
+    config = RunConfig.load(run_dir)
+    if config.task != "classification":
+        raise ValueError(f"evaluate protocols are for classification runs; {run_dir!r} is a {config.task} run "
+                         f"(its metrics.json holds mean IoU and pixel accuracy)")
+    return config.to_dict()
 
 
 def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test", data_dir=None,
@@ -144,7 +146,7 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
                   "seconds": round(time.perf_counter() - started, 2), "model": os.path.basename(model_path)}
         if protocol == "multi_scale":
             result["scales"] = list(_scales(config, scales))
-        from keras_resnets.training.runs import write_json
+        from keras_resnets.runs import write_json
 
         write_json(os.path.join(run_dir, f"eval-{protocol}.json"), result)
         results[protocol] = result

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from keras_resnets.runs import RunConfig
 from tests.data.test_streaming import write_jpeg_folder
 
 pytestmark = pytest.mark.tf_only
@@ -28,7 +29,7 @@ def imagenet_style_run(tmp_path_factory):
 
 def test_imagenet_recipe_trains_through_the_streaming_pipeline(imagenet_style_run):
     run_dir, _ = imagenet_style_run
-    config = json.load(open(os.path.join(run_dir, "config.json")))
+    config = RunConfig.load(run_dir).to_dict()
     assert config["augment"] == "imagenet_scale" and config["batch_size"] == 16
     assert config["weight_decay"] == 1e-4 and config["momentum"] == 0.9 and config["lr_ratio"] == "1:1:1"
     assert config["input_shape"] == [32, 32, 3] and config["steps_per_epoch"] == 3  # 48 images / 16
@@ -83,7 +84,7 @@ def test_evaluate_all_images_of_another_folder_and_bad_input(imagenet_style_run,
     result = evaluate.evaluate_run(run_dir, ["centre_crop"], split="all", data_dir=other)
     assert result["centre_crop"]["images"] == 6
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
-    assert "no run at" in capsys.readouterr().err
+    assert "does not exist (not a run directory)" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"unknown protocol 'five_crop'; allowed: centre_crop, ten_crop"):
         evaluate.evaluate_run(run_dir, ["five_crop"])
     with pytest.raises(ValueError, match=r"--scales must be positive integers"):
@@ -99,10 +100,10 @@ def test_evaluate_a_tfds_run_offline_under_tfds_mock_data(tmp_path):
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    config = {"model": "cifar_resnet20", "model_kwargs": {"depth": 8}, "dataset": "cifar10",
-              "data_dir": "/nonexistent/tfds", "input_shape": [32, 32, 3], "classes": 10,
-              "normalization": {"mean": [127.0] * 3, "std": [64.0] * 3}, "classifier_activation": None, "seed": 0}
-    (run_dir / "config.json").write_text(json.dumps(config))
+    RunConfig(model="cifar_resnet20", model_kwargs={"depth": 8}, dataset="cifar10", data_dir="/nonexistent/tfds",
+              input_shape=[32, 32, 3], classes=10, class_names=[str(i) for i in range(10)],
+              normalization={"mean": [127.0] * 3, "std": [64.0] * 3}, classifier_activation=None,
+              seed=0).save(run_dir)
     create_model("cifar_resnet20", depth=8, input_shape=(32, 32, 3), classes=10,
                  classifier_activation=None).save(run_dir / "final.keras")
     with tfds.testing.mock_data(num_examples=40):

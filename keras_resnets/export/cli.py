@@ -10,7 +10,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model"), help="artifact format")
     parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
                         help="none (float32), float16, dynamic (int8 weights), int8 (full integer, calibrated), "
-                             "qat (quantization-aware fine-tuning), auto (smallest/fastest within the budget)")
+                             "qat (quantization-aware fine-tuning), auto (the smallest artifact within the budget)")
+    parser.add_argument("--keep-float", default=None, metavar="auto|LAYER,...",
+                        help="with --quantize int8: keep these layers (names from the sensitivity report) in float, "
+                             "or 'auto': the most harmful ones until the accuracy budget is met")
+    parser.add_argument("--optimize-for", default="size", choices=("size", "host-latency"),
+                        help="how --quantize auto chooses within the budget: size (default, the same on every "
+                             "machine) or host-latency (only where this machine's difference exceeds its spread)")
     parser.add_argument("--prune", type=float, default=None, metavar="SPARSITY",
                         help="magnitude-prune conv/dense kernels to this sparsity while fine-tuning, e.g. 0.5")
     parser.add_argument("--dataset", default=None,
@@ -46,7 +52,8 @@ def run(args) -> int:
         output_dir=args.output, force=args.force, io_type=args.io_type, dynamic_batch=args.dynamic_batch,
         include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
         num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
-        eval_samples=args.eval_samples, checkpoint=args.checkpoint,
+        eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
+        optimize_for=args.optimize_for,
         fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate))
     from keras_resnets.export.report import summary_line
 

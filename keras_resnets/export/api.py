@@ -12,6 +12,7 @@ from keras_resnets.export import convert, report as report_lib
 from keras_resnets.export.datasets import load_export_data
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.graph import layer_graph
+from keras_resnets.export.keras_qat import QAT_PARITY_POINTS, keras_qat_and_convert
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.sensitivity import (KEEP_FLOAT_AUTO, measure_sensitivity, parse_keep_float,
                                               resolve_keep_float, selective_int8, sensitivity_chart)
@@ -24,6 +25,8 @@ QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 AUTO_CANDIDATES = ("float32", "float16", "dynamic", "int8")
 SELECTIVE = "int8-selective"  # the variant with some layers kept in float (--keep-float)
 OPTIMIZE_FOR = ("size", "host-latency")
+QAT_PATHS = ("bridge", "keras")
+SOURCE_BEFORE_QAT = "the source model, post-training int8 (the error QAT fine-tuning had to remove)"
 DEBUG_SAMPLES = 64  # calibration images the quantization debugger runs for the sensitivity report
 
 
@@ -95,23 +98,35 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     """
     _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for)
     keep = parse_keep_float(keep_float)
-    _validate_combinations(to, quantize, prune, keep, optimize_for)
+    qat_path = (fine_tune or FineTuneOptions()).qat_path
+    if qat_path not in QAT_PATHS:
+        raise ExportError(f"--qat-path must be one of {', '.join(QAT_PATHS)}; got {qat_path!r}")
+    _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path)
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
     if to == "saved_model":
         return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
     naming = _Naming(src.name, io_type, batch_size, include_preprocessing)
-    planned = _planned_variants(naming, quantize, prune, keep)
+    fine_tune = fine_tune or FineTuneOptions()
+    planned = _planned_variants(naming, quantize, prune, keep, fine_tune.qat_path)
     _refuse_overwrite(out_dir, [f for v in planned for f in artifact_files(v).values()], force,
                       planned if len(planned) > 1 else None)
-    fine_tune = fine_tune or FineTuneOptions()
     fine_tuning = quantize == "qat" or prune is not None
     data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples,
                             train_samples=fine_tune.max_images if fine_tuning else None)
     job = _Job(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs)
     if quantize == "auto":
         variant, flatbuffer, section, extra = job.choose_automatically(optimize_for)
+    elif quantize == "qat" and fine_tune.qat_path == "keras":
+        flatbuffer, info, fine_tuned = keras_qat_and_convert(
+            src, data, io_type=io_type, batch_size=batch_size, preprocessing=include_preprocessing,
+            options=fine_tune, seed=int(src.config.get("seed", 0)))
+        variant = planned[0]
+        section, failed = job.verify(flatbuffer, "int8")
+        failed += _check_qat_parity(section, info, fine_tuned, data.eval_labels)
+        _raise_on_failure(variant, section, failed)
+        extra = {"optimization": info, **job.sensitivity_extra(variant, subject=SOURCE_BEFORE_QAT)}
     elif quantize == "qat" or prune is not None:
         precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
         flatbuffer, info, fine_tuned = optimize_and_convert(
@@ -122,6 +137,8 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         section, failed = job.verify(flatbuffer, precision, parity_reference=fine_tuned)
         _raise_on_failure(variant, section, failed)
         extra = {"optimization": info}
+        if precision == "int8":
+            extra.update(job.sensitivity_extra(variant, subject=SOURCE_BEFORE_QAT))
     elif keep is not None:
         variant = planned[0]
         flatbuffer, selection = job.convert_selective(keep)
@@ -155,7 +172,7 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, opt
         raise ExportError(f"--optimize-for must be one of {', '.join(OPTIMIZE_FOR)}; got {optimize_for!r}")
 
 
-def _validate_combinations(to, quantize, prune, keep, optimize_for):
+def _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path):
     if to == "saved_model" and (quantize != "none" or prune is not None or keep is not None):
         raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
                           "(quantization and pruning apply to tflite)")
@@ -165,8 +182,22 @@ def _validate_combinations(to, quantize, prune, keep, optimize_for):
     if keep is not None and (quantize != "int8" or prune is not None):
         raise ExportError(f"--keep-float applies to --quantize int8 without --prune; got quantize={quantize!r}, "
                           f"prune={prune!r} (--quantize auto tries --keep-float auto by itself)")
+    if qat_path == "keras" and (quantize != "qat" or prune is not None):
+        raise ExportError(f"--qat-path keras applies to --quantize qat without --prune; got quantize={quantize!r}, "
+                          f"prune={prune!r}")
     if optimize_for != "size" and quantize != "auto":
         raise ExportError(f"--optimize-for chooses among the variants of --quantize auto; got quantize={quantize!r}")
+
+
+def _check_qat_parity(section: dict, info: dict, qat_outputs, labels) -> list:
+    """The int8 artifact must reproduce the Keras QAT model's top-1 within QAT_PARITY_POINTS."""
+    tflite = section["accuracy"]["tflite_top1"]
+    gap = abs(tflite - info["fine_tuned_keras"])
+    section["accuracy"]["keras_qat_top1"] = info["fine_tuned_keras"]
+    section["checks"].append({"name": "qat_parity", "passed": gap <= QAT_PARITY_POINTS, "required": True,
+                              "detail": f"int8 top-1 {tflite:.2f}% vs Keras QAT model {info['fine_tuned_keras']:.2f}%: "
+                                        f"{gap:.2f} points apart (bar {QAT_PARITY_POINTS:g})"})
+    return [] if gap <= QAT_PARITY_POINTS else ["qat_parity"]
 
 
 def _raise_on_failure(variant: str, section: dict, failed: list) -> None:
@@ -184,8 +215,8 @@ class _Naming:
     batch_size: int | None
     preprocessing: bool
 
-    def variant(self, precision: str, qat: bool = False, prune: float | None = None) -> str:
-        name = f"{self.model}_{'qat-' if qat else ''}{precision}"
+    def variant(self, precision: str, qat: bool = False, prune: float | None = None, qat_path: str = "bridge") -> str:
+        name = f"{self.model}_{('qatk3-' if qat_path == 'keras' else 'qat-') if qat else ''}{precision}"
         if precision.startswith("int8") and self.io_type != "int8":
             name += f"-{self.io_type}io"
         if prune is not None:
@@ -197,13 +228,13 @@ class _Naming:
         return name
 
 
-def _planned_variants(naming: _Naming, quantize: str, prune, keep) -> list:
+def _planned_variants(naming: _Naming, quantize: str, prune, keep, qat_path: str = "bridge") -> list:
     """The variant names this export may write (``auto``: every candidate), known before any work."""
     if quantize == "auto":
         return [naming.variant(p) for p in (*AUTO_CANDIDATES, SELECTIVE)]
     if quantize == "qat" or prune is not None:
         precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
-        return [naming.variant(precision, qat=quantize == "qat", prune=prune)]
+        return [naming.variant(precision, qat=quantize == "qat", prune=prune, qat_path=qat_path)]
     if keep is not None:
         return [naming.variant(SELECTIVE)]
     return [naming.variant("float32" if quantize == "none" else quantize)]
@@ -265,12 +296,16 @@ class _Job:
             self._sensitivity = measure_sensitivity(converter, representative[:DEBUG_SAMPLES])
         return self._sensitivity
 
-    def sensitivity_extra(self, variant: str) -> dict:
-        """The report's ``sensitivity`` section and its bar chart (a file written next to the artifact)."""
+    def sensitivity_extra(self, variant: str, subject: str = "this artifact's model, post-training int8") -> dict:
+        """The report's ``sensitivity`` section and its bar chart (a file written next to the artifact).
+
+        ``subject`` says which model the figures describe: for QAT, the source model quantized after
+        training, i.e. the error quantization-aware training had to remove.
+        """
         measured = self.sensitivity()
         chart = artifact_files(variant)["chart"]
         png = sensitivity_chart(measured.rows, f"{variant}: int8 error per layer, most harmful first")
-        return {"sensitivity": measured.section(chart), "_files": {chart: png}}
+        return {"sensitivity": {**measured.section(chart), "subject": subject}, "_files": {chart: png}}
 
     def convert_selective(self, keep) -> tuple:
         """Selective int8: ``keep`` (names or ``"auto"``) in float, the rest full integer.

@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-samples", type=int, default=None, help="cap on held-out images")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs for qat/prune")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--qat-path", default="bridge", choices=("bridge", "keras"),
+                        help="qat through tfmot on a tf_keras rebuild (bridge, default) or the Keras 3 QAT layers (keras)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "final"), help="model of a run directory")
 
 
@@ -54,7 +56,7 @@ def run(args) -> int:
         num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
         eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
         optimize_for=args.optimize_for,
-        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate))
+        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate, qat_path=args.qat_path))
     from keras_resnets.export.report import summary_line
 
     report = result.report

@@ -112,10 +112,16 @@ def markdown_report(report: dict) -> str:
     lines += _sensitivity_lines(report.get("sensitivity"))
     optimization = report.get("optimization")
     if optimization:
-        lines += ["", "## QAT / pruning", "", f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
-                  f"{optimization['bridge_max_abs_diff']:.3g}",
-                  f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
-                  f"{optimization['fine_tuned_keras']:.2f}%"]
+        lines += ["", "## QAT / pruning", ""]
+        if optimization.get("path") == "keras":
+            lines.append(f"- Keras 3 QAT (no bridge): {optimization['quantized_layers']} Conv2D/Dense layers fake-quantized, "
+                         f"{optimization['folded_batchnorms']} BatchNormalization folded, fine-tuned in "
+                         f"{optimization['fine_tune_seconds']:.1f} s")
+        else:
+            lines.append(f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
+                         f"{optimization['bridge_max_abs_diff']:.3g}")
+        lines.append(f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
+                     f"{optimization['fine_tuned_keras']:.2f}%")
         if "pruning" in optimization:
             p = optimization["pruning"]
             lines.append(f"- pruning: target sparsity {p['target_sparsity']:.2f}, achieved {p['achieved_sparsity']:.3f} "
@@ -143,7 +149,8 @@ def _sensitivity_lines(sensitivity) -> list:
     lines = ["", "## Per-layer int8 sensitivity (most harmful first)", "",
              f"Quantization debugger on {sensitivity['debug_samples']} calibration images: RMSE of each quantized "
              f"layer's output against the float model, divided by the layer's int8 scale (rounding alone gives "
-             f"{sensitivity['rounding_only']:.2f}). Names work with `--keep-float`."]
+             f"{sensitivity['rounding_only']:.2f}). Names work with `--keep-float`."
+             + (f" Model: {sensitivity['subject']}." if sensitivity.get("subject") else "")]
     if sensitivity.get("chart"):
         lines += ["", f"![int8 error per layer]({sensitivity['chart']})"]
     lines += ["", "| rank | layer | op | RMSE / scale | RMSE | scale | max abs error |", "|---|---|---|---|---|---|---|"]

@@ -317,7 +317,7 @@ class _Job:
             tensors = resolve_keep_float(keep, measured.rows)
             return self._selective(tensors), self._selection("named", tensors, [])
         search = []
-        for count in range(1, len(measured.rows) + 1):
+        for count in range(len(measured.rows) + 1):  # 0: plain int8 may already meet the budget
             tensors = [r["tensor"] for r in measured.rows[:count]]
             flatbuffer = self._selective(tensors)
             drop = self._drop(flatbuffer)

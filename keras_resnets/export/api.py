@@ -304,7 +304,7 @@ class _Job:
         """
         measured = self.sensitivity()
         chart = artifact_files(variant)["chart"]
-        png = sensitivity_chart(measured.rows, f"{variant}: int8 error per layer, most harmful first")
+        png = sensitivity_chart(measured.rows, f"{variant}\nint8 error per layer, most harmful first")
         return {"sensitivity": {**measured.section(chart), "subject": subject}, "_files": {chart: png}}
 
     def convert_selective(self, keep) -> tuple:

@@ -160,11 +160,11 @@ def sensitivity_chart(rows, title: str, top: int = 30) -> bytes:
     ax.axvline(ROUNDING_RMSE_OVER_SCALE, color="grey", linestyle="--", linewidth=1, label="rounding only")
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("RMSE / scale of the layer's int8 output (higher is worse)")
+    ax.set_xlabel("RMSE / scale of the layer's int8 output\n(higher is worse)")
     ax.set_title(title + ("" if len(rows) <= top else f" (top {top} of {len(rows)})"), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # long layer names stay readable
     plt.close(fig)
     return buffer.getvalue()

@@ -98,3 +98,16 @@ def test_auto_considers_selective_int8_when_int8_misses_the_budget(outlier_run):
     assert not candidates["int8-selective"]["failed_checks"]
     passing = [c for c in candidates.values() if not c["failed_checks"]]
     assert report["size_bytes"] == min(c["size_bytes"] for c in passing)
+
+
+def test_cli_keep_float_and_optimize_for(fresh_run, capsys):
+    from keras_resnets.cli import main as cli_main
+
+    assert cli_main(["export", str(fresh_run), "--quantize", "int8", "--keep-float", "nope",
+                     "--calibration-samples", "32", "--eval-samples", "64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no quantized layer named 'nope'" in err and "Traceback" not in err
+    assert cli_main(["export", str(fresh_run), "--quantize", "auto", "--optimize-for", "host-latency",
+                     "--calibration-samples", "32", "--eval-samples", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "decided by it" in out and "p10-p90 spread" in out

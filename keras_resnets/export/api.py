@@ -10,9 +10,12 @@ import numpy as np
 
 from keras_resnets.export import convert, report as report_lib
 from keras_resnets.export.datasets import load_export_data
-from keras_resnets.export.errors import ExportError, VerificationError
+from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.graph import layer_graph
+from keras_resnets.export.keras_qat import QAT_PARITY_POINTS, keras_qat_and_convert
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
+from keras_resnets.export.sensitivity import (KEEP_FLOAT_AUTO, measure_sensitivity, parse_keep_float,
+                                              resolve_keep_float, selective_int8, sensitivity_chart)
 from keras_resnets.export.source import ExportSource, load_source
 from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_METRICS, TFLiteRunner,
                                          compare_predictions, verify_tflite)
@@ -20,8 +23,11 @@ from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_M
 TARGETS = ("tflite", "saved_model")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 AUTO_CANDIDATES = ("float32", "float16", "dynamic", "int8")
-# Within this fraction of the fastest latency, ``auto`` prefers the smaller file.
-AUTO_LATENCY_SLACK = 0.05
+SELECTIVE = "int8-selective"  # the variant with some layers kept in float (--keep-float)
+OPTIMIZE_FOR = ("size", "host-latency")
+QAT_PATHS = ("bridge", "keras")
+SOURCE_BEFORE_QAT = "the source model, post-training int8 (the error QAT fine-tuning had to remove)"
+DEBUG_SAMPLES = 64  # calibration images the quantization debugger runs for the sensitivity report
 
 
 @dataclasses.dataclass
@@ -47,7 +53,8 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
                  dynamic_batch: bool = False, include_preprocessing: bool = False,
                  accuracy_budget: float = 1.0, num_threads: int | None = None, benchmark_runs: int = 50,
                  calibration_samples: int = 200, eval_samples: int | None = None,
-                 fine_tune: FineTuneOptions | None = None, checkpoint: str = "best") -> ExportResult:
+                 fine_tune: FineTuneOptions | None = None, checkpoint: str = "best",
+                 keep_float=None, optimize_for: str = "size") -> ExportResult:
     """Export, verify and report.
 
     Args:
@@ -55,7 +62,8 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         to: ``"tflite"`` or ``"saved_model"``.
         quantize: ``"none"`` (float32), ``"float16"``, ``"dynamic"`` (int8 weights), ``"int8"``
             (full integer, calibrated), ``"qat"`` (quantization-aware fine-tuning, then full
-            integer) or ``"auto"`` (the smallest/fastest variant within ``accuracy_budget``).
+            integer) or ``"auto"`` (the smallest variant within ``accuracy_budget``, selective
+            int8 included when plain int8 misses the budget).
         prune: magnitude-prune conv/dense kernels to this sparsity in (0, 1) while fine-tuning.
         dataset: data for calibration and verification (default: the run's); see
             :func:`~keras_resnets.export.datasets.load_export_data`.
@@ -73,54 +81,81 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         fine_tune: :class:`~keras_resnets.export.optimize.FineTuneOptions` for ``qat``/``prune``
             (segmentation models fine-tune with per-pixel cross-entropy, ignoring label 255).
         checkpoint: ``"best"`` or ``"final"`` model of a run directory.
+        keep_float: with ``quantize="int8"``: layers to keep in float, as names from the
+            sensitivity report (``"conv2d_1+activation_1"`` or the tensor name; a list or a
+            comma-separated string), or ``"auto"``: the most harmful layers, one more at a time,
+            until the accuracy budget is met. The artifact is ``<model>_int8-selective``.
+        optimize_for: how ``auto`` chooses among the variants within the budget: ``"size"`` (the
+            default: the smallest file, the same choice on every machine) or ``"host-latency"``
+            (a faster variant replaces the smallest only where its median latency on this machine
+            is lower by more than the measured p10-p90 spread of both).
 
     Raises:
-        ExportError: bad options or inputs (``UnsupportedOperationError`` for ops/layers the
-            target cannot express, ``VerificationError`` when the artifact fails a check; in
-            every case nothing is written).
+        ExportError: bad options or inputs, or an existing artifact without ``force`` (checked
+            before any conversion; ``UnsupportedOperationError`` for ops/layers the target cannot
+            express, ``VerificationError`` when the artifact fails a check; in every case nothing
+            is written).
     """
-    _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs)
-    if to == "saved_model" and (quantize != "none" or prune is not None):
-        raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
-                          "(quantization and pruning apply to tflite)")
+    _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for)
+    keep = parse_keep_float(keep_float)
+    qat_path = (fine_tune or FineTuneOptions()).qat_path
+    if qat_path not in QAT_PATHS:
+        raise ExportError(f"--qat-path must be one of {', '.join(QAT_PATHS)}; got {qat_path!r}")
+    _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path)
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
     if to == "saved_model":
         return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
+    naming = _Naming(src.name, io_type, batch_size, include_preprocessing)
     fine_tune = fine_tune or FineTuneOptions()
+    planned = _planned_variants(naming, quantize, prune, keep, fine_tune.qat_path)
+    _refuse_overwrite(out_dir, [f for v in planned for f in artifact_files(v).values()], force,
+                      planned if len(planned) > 1 else None)
     fine_tuning = quantize == "qat" or prune is not None
     data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples,
                             train_samples=fine_tune.max_images if fine_tuning else None)
-    job = _Job(src, data, layer_graph(src.model), batch_size, include_preprocessing, io_type, accuracy_budget,
-               num_threads, benchmark_runs)
-    if quantize == "auto" and prune is not None:
-        raise ExportError("--quantize auto compares post-training variants; combine --prune with an explicit "
-                          "--quantize (none, float16, dynamic, int8 or qat)")
+    job = _Job(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs)
     if quantize == "auto":
-        variant, flatbuffer, section, auto = job.choose_automatically()
-        extra = {"auto": auto}
+        variant, flatbuffer, section, extra = job.choose_automatically(optimize_for)
+    elif quantize == "qat" and fine_tune.qat_path == "keras":
+        flatbuffer, info, fine_tuned = keras_qat_and_convert(
+            src, data, io_type=io_type, batch_size=batch_size, preprocessing=include_preprocessing,
+            options=fine_tune, seed=int(src.config.get("seed", 0)))
+        variant = planned[0]
+        section, failed = job.verify(flatbuffer, "int8")
+        failed += _check_qat_parity(section, info, fine_tuned, data.eval_labels)
+        _raise_on_failure(variant, section, failed)
+        extra = {"optimization": info, **job.sensitivity_extra(variant, subject=SOURCE_BEFORE_QAT)}
     elif quantize == "qat" or prune is not None:
         precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
         flatbuffer, info, fine_tuned = optimize_and_convert(
             src, data, qat=quantize == "qat", prune=prune, precision=precision, io_type=io_type,
             batch_size=batch_size, preprocessing=include_preprocessing, options=fine_tune,
             seed=int(src.config.get("seed", 0)))
-        variant = job.variant_name(precision, qat=quantize == "qat", prune=prune)
+        variant = planned[0]
         section, failed = job.verify(flatbuffer, precision, parity_reference=fine_tuned)
         _raise_on_failure(variant, section, failed)
         extra = {"optimization": info}
+        if precision == "int8":
+            extra.update(job.sensitivity_extra(variant, subject=SOURCE_BEFORE_QAT))
+    elif keep is not None:
+        variant = planned[0]
+        flatbuffer, selection = job.convert_selective(keep)
+        section, failed = job.verify(flatbuffer, SELECTIVE)
+        _raise_on_failure(variant, section, failed)
+        extra = {"keep_float": selection, **job.sensitivity_extra(variant)}
     else:
         precision = "float32" if quantize == "none" else quantize
         flatbuffer = job.convert(precision)
-        variant = job.variant_name(precision)
+        variant = planned[0]
         section, failed = job.verify(flatbuffer, precision)
         _raise_on_failure(variant, section, failed)
-        extra = {}
+        extra = job.sensitivity_extra(variant) if precision == "int8" else {}
     return job.write(out_dir, variant, flatbuffer, section, extra, force)
 
 
-def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs):
+def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for):
     if to not in TARGETS:
         raise ExportError(f"--to must be one of {', '.join(TARGETS)}; got {to!r}")
     if quantize not in QUANTIZE_MODES:
@@ -133,6 +168,36 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs):
         raise ExportError(f"--accuracy-budget must be >= 0 points; got {accuracy_budget!r}")
     if benchmark_runs < 1:
         raise ExportError(f"--runs must be >= 1; got {benchmark_runs!r}")
+    if optimize_for not in OPTIMIZE_FOR:
+        raise ExportError(f"--optimize-for must be one of {', '.join(OPTIMIZE_FOR)}; got {optimize_for!r}")
+
+
+def _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path):
+    if to == "saved_model" and (quantize != "none" or prune is not None or keep is not None):
+        raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
+                          "(quantization and pruning apply to tflite)")
+    if quantize == "auto" and prune is not None:
+        raise ExportError("--quantize auto compares post-training variants; combine --prune with an explicit "
+                          "--quantize (none, float16, dynamic, int8 or qat)")
+    if keep is not None and (quantize != "int8" or prune is not None):
+        raise ExportError(f"--keep-float applies to --quantize int8 without --prune; got quantize={quantize!r}, "
+                          f"prune={prune!r} (--quantize auto tries --keep-float auto by itself)")
+    if qat_path == "keras" and (quantize != "qat" or prune is not None):
+        raise ExportError(f"--qat-path keras applies to --quantize qat without --prune; got quantize={quantize!r}, "
+                          f"prune={prune!r}")
+    if optimize_for != "size" and quantize != "auto":
+        raise ExportError(f"--optimize-for chooses among the variants of --quantize auto; got quantize={quantize!r}")
+
+
+def _check_qat_parity(section: dict, info: dict, qat_outputs, labels) -> list:
+    """The int8 artifact must reproduce the Keras QAT model's top-1 within QAT_PARITY_POINTS."""
+    tflite = section["accuracy"]["tflite_top1"]
+    gap = abs(tflite - info["fine_tuned_keras"])
+    section["accuracy"]["keras_qat_top1"] = info["fine_tuned_keras"]
+    section["checks"].append({"name": "qat_parity", "passed": gap <= QAT_PARITY_POINTS, "required": True,
+                              "detail": f"int8 top-1 {tflite:.2f}% vs Keras QAT model {info['fine_tuned_keras']:.2f}%: "
+                                        f"{gap:.2f} points apart (bar {QAT_PARITY_POINTS:g})"})
+    return [] if gap <= QAT_PARITY_POINTS else ["qat_parity"]
 
 
 def _raise_on_failure(variant: str, section: dict, failed: list) -> None:
@@ -141,29 +206,18 @@ def _raise_on_failure(variant: str, section: dict, failed: list) -> None:
         raise VerificationError(f"{variant} failed verification ({', '.join(failed)}): {details}; nothing was written")
 
 
-@dataclasses.dataclass
-class _Job:
-    """One TFLite export: converts, verifies and writes variants of one source."""
+@dataclasses.dataclass(frozen=True)
+class _Naming:
+    """What an artifact's name says besides its precision: model, io type, batch, input pixels."""
 
-    source: ExportSource
-    data: object
-    graph: object
+    model: str
+    io_type: str
     batch_size: int | None
     preprocessing: bool
-    io_type: str
-    accuracy_budget: float
-    num_threads: int | None
-    runs: int
 
-    def __post_init__(self):
-        self.eval_inputs = self.data.model_inputs(self.data.eval_images, self.preprocessing)
-        outputs = np.asarray(self.source.model.predict(self.data.eval_images, verbose=0, batch_size=64))
-        self.reference = _softmax(outputs) if self.source.classifier_activation is None else outputs
-        self._saved_model_dir = None
-
-    def variant_name(self, precision: str, qat: bool = False, prune: float | None = None) -> str:
-        name = f"{self.source.name}_{'qat-' if qat else ''}{precision}"
-        if precision == "int8" and self.io_type != "int8":
+    def variant(self, precision: str, qat: bool = False, prune: float | None = None, qat_path: str = "bridge") -> str:
+        name = f"{self.model}_{('qatk3-' if qat_path == 'keras' else 'qat-') if qat else ''}{precision}"
+        if precision.startswith("int8") and self.io_type != "int8":
             name += f"-{self.io_type}io"
         if prune is not None:
             name += f"-pruned{round(100 * prune)}"
@@ -173,8 +227,49 @@ class _Job:
             name += "-rawpixels"
         return name
 
-    def convert(self, precision: str) -> bytes:
-        """Post-training conversion of the Keras model (the SavedModel is written once)."""
+
+def _planned_variants(naming: _Naming, quantize: str, prune, keep, qat_path: str = "bridge") -> list:
+    """The variant names this export may write (``auto``: every candidate), known before any work."""
+    if quantize == "auto":
+        return [naming.variant(p) for p in (*AUTO_CANDIDATES, SELECTIVE)]
+    if quantize == "qat" or prune is not None:
+        precision = {"none": "float32", "qat": "int8"}.get(quantize, quantize)
+        return [naming.variant(precision, qat=quantize == "qat", prune=prune, qat_path=qat_path)]
+    if keep is not None:
+        return [naming.variant(SELECTIVE)]
+    return [naming.variant("float32" if quantize == "none" else quantize)]
+
+
+def artifact_files(variant: str) -> dict:
+    """Role -> file name of everything a TFLite export of ``variant`` writes."""
+    return {"artifact": f"{variant}.tflite", "metadata": f"{variant}.json",
+            "report_json": f"{variant}.report.json", "report_md": f"{variant}.report.md",
+            "chart": f"{variant}.sensitivity.png"}
+
+
+@dataclasses.dataclass
+class _Job:
+    """One TFLite export: converts, verifies and writes variants of one source."""
+
+    source: ExportSource
+    data: object
+    graph: object
+    naming: _Naming
+    accuracy_budget: float
+    num_threads: int | None
+    runs: int
+
+    def __post_init__(self):
+        self.preprocessing, self.io_type = self.naming.preprocessing, self.naming.io_type
+        self.batch_size = self.naming.batch_size
+        self.eval_inputs = self.data.model_inputs(self.data.eval_images, self.preprocessing)
+        outputs = np.asarray(self.source.model.predict(self.data.eval_images, verbose=0, batch_size=64))
+        self.reference = _softmax(outputs) if self.source.classifier_activation is None else outputs
+        self._saved_model_dir = None
+        self._sensitivity = None
+
+    def _saved_model(self) -> Path:
+        """The float SavedModel every post-training conversion starts from (written once)."""
         if self._saved_model_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="keras-resnets-export-")
             self._saved_model_dir = Path(self._tmp.name) / "saved_model"
@@ -182,9 +277,70 @@ class _Job:
             convert.write_saved_model(self.source.model, self._saved_model_dir, input_shape=self.source.input_shape,
                                       batch_size=self.batch_size, add_softmax=self.source.classifier_activation is None,
                                       mean=self.source.mean if pre else None, std=self.source.std if pre else None)
-        representative = self.data.model_inputs(self.data.calibration, self.preprocessing)
-        return convert.convert_saved_model(self._saved_model_dir, precision, representative=representative,
+        return self._saved_model_dir
+
+    def _representative(self):
+        return self.data.model_inputs(self.data.calibration, self.preprocessing)
+
+    def convert(self, precision: str) -> bytes:
+        """Post-training conversion of the Keras model."""
+        return convert.convert_saved_model(self._saved_model(), precision, representative=self._representative(),
                                            io_type=self.io_type)
+
+    def sensitivity(self):
+        """Per-layer int8 error from the quantization debugger (run once per export)."""
+        if self._sensitivity is None:
+            representative = self._representative()
+            converter = convert.make_converter(self._saved_model(), "int8", representative=representative,
+                                               io_type=self.io_type)
+            self._sensitivity = measure_sensitivity(converter, representative[:DEBUG_SAMPLES])
+        return self._sensitivity
+
+    def sensitivity_extra(self, variant: str, subject: str = "this artifact's model, post-training int8") -> dict:
+        """The report's ``sensitivity`` section and its bar chart (a file written next to the artifact).
+
+        ``subject`` says which model the figures describe: for QAT, the source model quantized after
+        training, i.e. the error quantization-aware training had to remove.
+        """
+        measured = self.sensitivity()
+        chart = artifact_files(variant)["chart"]
+        png = sensitivity_chart(measured.rows, f"{variant}\nint8 error per layer, most harmful first")
+        return {"sensitivity": {**measured.section(chart), "subject": subject}, "_files": {chart: png}}
+
+    def convert_selective(self, keep) -> tuple:
+        """Selective int8: ``keep`` (names or ``"auto"``) in float, the rest full integer.
+
+        Returns ``(flatbuffer, keep_float report section)``.
+        """
+        measured = self.sensitivity()
+        if keep != KEEP_FLOAT_AUTO:
+            tensors = resolve_keep_float(keep, measured.rows)
+            return self._selective(tensors), self._selection("named", tensors, [])
+        search = []
+        for count in range(len(measured.rows) + 1):  # 0: plain int8 may already meet the budget
+            tensors = [r["tensor"] for r in measured.rows[:count]]
+            flatbuffer = self._selective(tensors)
+            drop = self._drop(flatbuffer)
+            search.append({"kept": count, "drop_points": drop})
+            if drop <= self.accuracy_budget:
+                return flatbuffer, self._selection("auto", tensors, search)
+        raise VerificationError(f"--keep-float auto: even with all {len(measured.rows)} quantized layers in float "
+                                f"the drop is {search[-1]['drop_points']:.2f} points, above the "
+                                f"{self.accuracy_budget:g}-point budget; nothing was written")
+
+    def _selective(self, tensors) -> bytes:
+        try:
+            return selective_int8(self.sensitivity(), tensors, self.io_type)
+        except Exception as err:  # ConverterError and friends
+            raise UnsupportedOperationError(f"selective int8 conversion failed: {str(err).splitlines()[0][:300]}") from None
+
+    def _selection(self, mode: str, tensors, search) -> dict:
+        labels = {r["tensor"]: r["layer"] for r in self.sensitivity().rows}
+        return {"mode": mode, "layers": [labels[t] for t in tensors], "tensors": list(tensors), "search": search}
+
+    def _drop(self, flatbuffer: bytes) -> float:
+        outputs = TFLiteRunner(flatbuffer, num_threads=self.num_threads).predict(self.eval_inputs)
+        return compare_predictions(self.source.task, outputs, self.reference, self.data.eval_labels)["drop_points"]
 
     def verify(self, flatbuffer: bytes, precision: str, parity_reference=None) -> tuple:
         runner = TFLiteRunner(flatbuffer, num_threads=self.num_threads)
@@ -197,47 +353,50 @@ class _Job:
         self._last_runner = runner
         return section, failed
 
-    def choose_automatically(self) -> tuple:
-        """Convert every post-training variant; keep the fastest (then smallest) within budget."""
-        candidates = []
-        for precision in AUTO_CANDIDATES:
-            flatbuffer = self.convert(precision)
-            section, failed = self.verify(flatbuffer, precision)
-            candidates.append({"variant": self.variant_name(precision), "precision": precision,
-                               "size_bytes": len(flatbuffer), "median_ms": section["latency"]["median_ms"],
-                               "drop_points": section["accuracy"]["drop_points"], "failed_checks": failed,
-                               "_flatbuffer": flatbuffer, "_section": section})
-        passing = [c for c in candidates if not c["failed_checks"]]
-        if not passing:
-            raise VerificationError("no variant passed verification: " + "; ".join(
-                f"{c['variant']} failed {', '.join(c['failed_checks'])}" for c in candidates))
-        fastest = min(c["median_ms"] for c in passing)
-        near = [c for c in passing if c["median_ms"] <= fastest * (1 + AUTO_LATENCY_SLACK)]
-        choice = min(near, key=lambda c: c["size_bytes"])
-        float32 = candidates[0]
-        rejected = [f"{c['variant']} ({'failed ' + ', '.join(c['failed_checks']) if c['failed_checks'] else 'slower or larger'})"
-                    for c in candidates if c is not choice]
-        reason = (f"chose {choice['variant']}: {choice['median_ms']:.3f} ms median "
-                  f"({float32['median_ms'] / choice['median_ms']:.2f}x faster than float32), "
-                  f"{choice['size_bytes'] / float32['size_bytes']:.3f}x the float32 size, "
-                  f"{METRIC_NAMES[choice['_section']['accuracy']['metric']]} drop "
-                  f"{choice['drop_points']:.2f} points within the {self.accuracy_budget:g}-point budget; "
-                  f"the fastest variant within {AUTO_LATENCY_SLACK:.0%} of the best latency wins, ties go to "
-                  f"the smaller file. Not chosen: {', '.join(rejected)}")
+    def choose_automatically(self, optimize_for: str) -> tuple:
+        """Convert and verify every post-training variant and choose one (see :func:`choose_variant`).
+
+        Selective int8 (``--keep-float auto``) is a candidate when full int8 misses the accuracy budget.
+        """
+        candidates = [self._candidate(precision, self.convert(precision)) for precision in AUTO_CANDIDATES]
+        int8 = candidates[-1]
+        selection = None
+        if "accuracy_budget" in int8["failed_checks"]:
+            try:
+                flatbuffer, selection = self.convert_selective(KEEP_FLOAT_AUTO)
+                candidates.append(self._candidate(SELECTIVE, flatbuffer))
+            except (VerificationError, UnsupportedOperationError) as err:
+                candidates.append({"variant": self.naming.variant(SELECTIVE), "precision": SELECTIVE,
+                                   "size_bytes": None, "median_ms": None, "spread_ms": None, "drop_points": None,
+                                   "failed_checks": [str(err)]})
+        choice, reason = choose_variant(candidates, optimize_for, self.accuracy_budget)
         section = choice["_section"]
-        section["size_vs_float32"] = choice["size_bytes"] / float32["size_bytes"]
-        auto = {"reason": reason, "accuracy_budget": self.accuracy_budget,
-                "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]}
+        section["size_vs_float32"] = choice["size_bytes"] / candidates[0]["size_bytes"]
+        extra = {"auto": {"reason": reason, "accuracy_budget": self.accuracy_budget, "optimize_for": optimize_for,
+                          "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]}}
+        if choice["precision"] in ("int8", SELECTIVE):
+            extra.update(self.sensitivity_extra(choice["variant"]))
+        if choice["precision"] == SELECTIVE:
+            extra["keep_float"] = selection
         self._last_runner = TFLiteRunner(choice["_flatbuffer"], num_threads=self.num_threads)
-        return choice["variant"], choice["_flatbuffer"], section, auto
+        return choice["variant"], choice["_flatbuffer"], section, extra
+
+    def _candidate(self, precision: str, flatbuffer: bytes) -> dict:
+        section, failed = self.verify(flatbuffer, precision)
+        latency = section["latency"]
+        return {"variant": self.naming.variant(precision), "precision": precision, "size_bytes": len(flatbuffer),
+                "median_ms": latency["median_ms"], "spread_ms": latency["spread_ms"],
+                "drop_points": section["accuracy"]["drop_points"], "failed_checks": failed,
+                "_flatbuffer": flatbuffer, "_section": section}
 
     def write(self, out_dir: Path, variant: str, flatbuffer: bytes, section: dict, extra: dict,
               force: bool) -> ExportResult:
         """Stage all files in a temporary folder inside ``out_dir``, then move them into place."""
-        names = {"artifact": f"{variant}.tflite", "metadata": f"{variant}.json",
-                 "report_json": f"{variant}.report.json", "report_md": f"{variant}.report.md"}
+        extra = dict(extra)
+        files = extra.pop("_files", {})
+        names = {k: v for k, v in artifact_files(variant).items() if k != "chart"}
         out_dir.mkdir(parents=True, exist_ok=True)
-        _refuse_overwrite(out_dir, names.values(), force)
+        _refuse_overwrite(out_dir, [*names.values(), *files], force)
         metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
                                                preprocessing=self.preprocessing)
         report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
@@ -254,7 +413,9 @@ class _Job:
             report_lib.write_json(staging / names["metadata"], metadata)
             report_lib.write_json(staging / names["report_json"], report)
             (staging / names["report_md"]).write_text(report_lib.markdown_report(report))
-            for name in names.values():
+            for name, content in files.items():
+                (staging / name).write_bytes(content)
+            for name in [*names.values(), *files]:
                 (staging / name).replace(out_dir / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -262,6 +423,50 @@ class _Job:
         return ExportResult(artifact=out_dir / names["artifact"], report_json=out_dir / names["report_json"],
                             report_md=out_dir / names["report_md"], metadata=out_dir / names["metadata"],
                             report=report)
+
+
+def choose_variant(candidates: list, optimize_for: str, budget: float) -> tuple:
+    """Choose among verified candidates; returns ``(candidate, reason)``.
+
+    ``size``: the smallest passing file (ties: the earlier candidate), so a model and calibration
+    set give the same choice on every machine. ``host-latency``: the passing candidate with the
+    lowest median latency among those faster than the smallest by more than the larger of the
+    two p10-p90 spreads; the smallest when none is.
+
+    Raises:
+        VerificationError: no candidate passed its checks.
+    """
+    passing = [c for c in candidates if not c["failed_checks"]]
+    if not passing:
+        raise VerificationError("no variant passed verification: " + "; ".join(
+            f"{c['variant']} failed {', '.join(c['failed_checks'])}" for c in candidates))
+    smallest = min(passing, key=lambda c: c["size_bytes"])  # min keeps the first of equal sizes
+    choice, rule = smallest, "the smallest file within the budget"
+    if optimize_for == "host-latency":
+        faster = [c for c in passing if smallest["median_ms"] - c["median_ms"]
+                  > max(smallest["spread_ms"], c["spread_ms"])]
+        if faster:
+            choice = min(faster, key=lambda c: c["median_ms"])
+            rule = (f"faster on this host than the smallest ({smallest['variant']}, {smallest['median_ms']:.3f} ms) "
+                    f"by more than the p10-p90 spread")
+        else:
+            rule = "the smallest file; no variant was faster on this host by more than the p10-p90 spread"
+    float32 = candidates[0]
+    rejected = []
+    for c in candidates:
+        if c is choice:
+            continue
+        why = ("failed " + ", ".join(c["failed_checks"])) if c["failed_checks"] else (
+            "larger" if optimize_for == "size" or choice is smallest else "slower")
+        rejected.append(f"{c['variant']} ({why})")
+    metric = METRIC_NAMES[choice["_section"]["accuracy"]["metric"]]
+    reason = (f"chose {choice['variant']}: {rule}; {choice['size_bytes'] / 1024:.1f} KiB "
+              f"({choice['size_bytes'] / float32['size_bytes']:.3f}x float32), {metric} drop "
+              f"{choice['drop_points']:.2f} points within the {budget:g}-point budget; host latency median "
+              f"{choice['median_ms']:.3f} ms (p10-p90 spread {choice['spread_ms']:.3f} ms; "
+              f"{'decided by it' if optimize_for == 'host-latency' else 'reported, not used: pass --optimize-for host-latency'}). "
+              f"Not chosen: {', '.join(rejected)}")
+    return choice, reason
 
 
 def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, batch_size, preprocessing: bool,
@@ -324,10 +529,13 @@ def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, 
                         metadata=None, report=report)
 
 
-def _refuse_overwrite(out_dir: Path, names, force: bool) -> None:
+def _refuse_overwrite(out_dir: Path, names, force: bool, candidates=None) -> None:
+    """Refuse existing files unless ``force``; ``candidates``: the variants ``auto`` may write."""
     existing = [n for n in names if (out_dir / n).exists()]
     if existing and not force:
-        raise ExportError(f"{out_dir / existing[0]} already exists; pass --force (force=True) to overwrite")
+        also = f" (--quantize auto may write any of {', '.join(candidates)})" if candidates else ""
+        raise ExportError(f"{out_dir / existing[0]} already exists{also}; pass --force (force=True) to overwrite "
+                          "or choose another --output")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model"), help="artifact format")
     parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
                         help="none (float32), float16, dynamic (int8 weights), int8 (full integer, calibrated), "
-                             "qat (quantization-aware fine-tuning), auto (smallest/fastest within the budget)")
+                             "qat (quantization-aware fine-tuning), auto (the smallest artifact within the budget)")
+    parser.add_argument("--keep-float", default=None, metavar="auto|LAYER,...",
+                        help="with --quantize int8: keep these layers (names from the sensitivity report) in float, "
+                             "or 'auto': the most harmful ones until the accuracy budget is met")
+    parser.add_argument("--optimize-for", default="size", choices=("size", "host-latency"),
+                        help="how --quantize auto chooses within the budget: size (default, the same on every "
+                             "machine) or host-latency (only where this machine's difference exceeds its spread)")
     parser.add_argument("--prune", type=float, default=None, metavar="SPARSITY",
                         help="magnitude-prune conv/dense kernels to this sparsity while fine-tuning, e.g. 0.5")
     parser.add_argument("--dataset", default=None,
@@ -33,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-samples", type=int, default=None, help="cap on held-out images")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs for qat/prune")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--qat-path", default="bridge", choices=("bridge", "keras"),
+                        help="qat through tfmot on a tf_keras rebuild (bridge, default) or the Keras 3 QAT layers (keras)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "final"), help="model of a run directory")
 
 
@@ -46,8 +54,9 @@ def run(args) -> int:
         output_dir=args.output, force=args.force, io_type=args.io_type, dynamic_batch=args.dynamic_batch,
         include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
         num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
-        eval_samples=args.eval_samples, checkpoint=args.checkpoint,
-        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate))
+        eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
+        optimize_for=args.optimize_for,
+        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate, qat_path=args.qat_path))
     from keras_resnets.export.report import summary_line
 
     report = result.report

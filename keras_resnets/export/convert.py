@@ -92,6 +92,15 @@ def convert_saved_model(saved_model_dir, precision: str, *, representative=None,
         UnsupportedOperationError: the graph holds an op TFLite's builtin set cannot express.
         ExportError: a bad precision, io type or representative set.
     """
+    converter = make_converter(saved_model_dir, precision, representative=representative, io_type=io_type)
+    try:
+        return converter.convert()
+    except Exception as err:  # ConverterError and friends
+        raise UnsupportedOperationError(_conversion_message(err)) from None
+
+
+def make_converter(saved_model_dir, precision: str, *, representative=None, io_type: str = "int8"):
+    """A ``TFLiteConverter`` for the SavedModel set up for ``precision`` (see :func:`convert_saved_model`)."""
     import tensorflow as tf
 
     if precision not in TFLITE_PRECISIONS:
@@ -113,10 +122,7 @@ def convert_saved_model(saved_model_dir, precision: str, *, representative=None,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8 if io_type == "int8" else tf.uint8
         converter.inference_output_type = converter.inference_input_type
-    try:
-        return converter.convert()
-    except Exception as err:  # ConverterError and friends
-        raise UnsupportedOperationError(_conversion_message(err)) from None
+    return converter
 
 
 def _representative_generator(images):

@@ -32,12 +32,16 @@ class FineTuneOptions:
         learning_rate: Adam learning rate (small: the model is already trained).
         batch_size: fine-tuning batch size.
         max_images: at most this many training images are used.
+        qat_path: ``"bridge"`` (tfmot on a tf_keras rebuild in a worker process; QAT and pruning)
+            or ``"keras"`` (the Keras 3 QAT layers of ``keras_resnets.layers.quantization``,
+            in this process; QAT of classifiers, no pruning).
     """
 
     epochs: int = 2
     learning_rate: float = 1e-4
     batch_size: int = 64
     max_images: int = 4096
+    qat_path: str = "bridge"
 
 
 def optimize_and_convert(source, data, *, qat: bool, prune: float | None, precision: str, io_type: str,

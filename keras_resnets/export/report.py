@@ -87,8 +87,9 @@ def markdown_report(report: dict) -> str:
                       f"{acc['pixels']} labelled pixels (label {acc['ignore_label']} ignored); agreement is per pixel."]
     lat = report.get("latency")
     if lat:
-        lines += ["", "## Latency (batch 1)", "", f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms "
-                  f"over {lat['runs']} runs after {lat['warmup']} warm-up, {lat['threads']} thread(s)"]
+        spread = f", p10-p90 spread {lat['spread_ms']:.3f} ms" if "spread_ms" in lat else ""
+        lines += ["", "## Latency (batch 1, this host)", "", f"median {lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms"
+                  f"{spread} over {lat['runs']} runs after {lat['warmup']} warm-up, {lat['threads']} thread(s)"]
     ops = report.get("operators")
     if ops:
         lines += ["", "## Operators", "", "| op | count |", "|---|---|"]
@@ -102,16 +103,25 @@ def markdown_report(report: dict) -> str:
                   f"{c['detail']}" for c in report["checks"]]
     auto = report.get("auto")
     if auto:
-        lines += ["", "## Automatic choice", "", auto["reason"], "", "| variant | size KiB | median ms | drop | passed |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {c['variant']} | {c['size_bytes'] / 1024:.1f} | {c['median_ms']:.3f} | {c['drop_points']:.2f} | "
+        lines += ["", "## Automatic choice", "", auto["reason"], "",
+                  "| variant | size KiB | median ms | spread ms | drop | passed |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c['variant']} | {_fmt(c['size_bytes'] and c['size_bytes'] / 1024, 1)} | {_fmt(c['median_ms'], 3)} | "
+                  f"{_fmt(c.get('spread_ms'), 3)} | {_fmt(c['drop_points'])} | "
                   f"{'yes' if not c['failed_checks'] else ', '.join(c['failed_checks'])} |" for c in auto["candidates"]]
+    lines += _keep_float_lines(report.get("keep_float"))
+    lines += _sensitivity_lines(report.get("sensitivity"))
     optimization = report.get("optimization")
     if optimization:
-        lines += ["", "## QAT / pruning", "", f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
-                  f"{optimization['bridge_max_abs_diff']:.3g}",
-                  f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
-                  f"{optimization['fine_tuned_keras']:.2f}%"]
+        lines += ["", "## QAT / pruning", ""]
+        if optimization.get("path") == "keras":
+            lines.append(f"- Keras 3 QAT (no bridge): {optimization['quantized_layers']} Conv2D/Dense layers fake-quantized, "
+                         f"{optimization['folded_batchnorms']} BatchNormalization folded, fine-tuned in "
+                         f"{optimization['fine_tune_seconds']:.1f} s")
+        else:
+            lines.append(f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
+                         f"{optimization['bridge_max_abs_diff']:.3g}")
+        lines.append(f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
+                     f"{optimization['fine_tuned_keras']:.2f}%")
         if "pruning" in optimization:
             p = optimization["pruning"]
             lines.append(f"- pruning: target sparsity {p['target_sparsity']:.2f}, achieved {p['achieved_sparsity']:.3f} "
@@ -119,6 +129,34 @@ def markdown_report(report: dict) -> str:
         if "qat" in optimization:
             lines.append(f"- QAT scheme: {optimization['qat']['scheme']}")
     return "\n".join(lines) + "\n"
+
+
+def _keep_float_lines(selection) -> list:
+    if not selection:
+        return []
+    lines = ["", "## Selective int8 (layers kept in float)", "",
+             f"{len(selection['layers'])} layer(s) kept in float ({selection['mode']}): "
+             + ", ".join(f"`{name}`" for name in selection["layers"])]
+    if selection["search"]:
+        lines += ["", "| layers in float | drop (points) |", "|---|---|"]
+        lines += [f"| {step['kept']} | {step['drop_points']:.2f} |" for step in selection["search"]]
+    return lines
+
+
+def _sensitivity_lines(sensitivity) -> list:
+    if not sensitivity:
+        return []
+    lines = ["", "## Per-layer int8 sensitivity (most harmful first)", "",
+             f"Quantization debugger on {sensitivity['debug_samples']} calibration images: RMSE of each quantized "
+             f"layer's output against the float model, divided by the layer's int8 scale (rounding alone gives "
+             f"{sensitivity['rounding_only']:.2f}). Names work with `--keep-float`."
+             + (f" Model: {sensitivity['subject']}." if sensitivity.get("subject") else "")]
+    if sensitivity.get("chart"):
+        lines += ["", f"![int8 error per layer]({sensitivity['chart']})"]
+    lines += ["", "| rank | layer | op | RMSE / scale | RMSE | scale | max abs error |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['rank']} | `{r['layer']}` | {r['op']} | {r['rmse_over_scale']:.3f} | {r['rmse']:.3g} | "
+              f"{r['scale']:.3g} | {r['max_abs_error']:.3g} |" for r in sensitivity["layers"]]
+    return lines
 
 
 def write_index(export_dir: Path) -> None:
@@ -153,7 +191,8 @@ def summary_line(report: dict) -> str:
     if metric == "miou":
         line += f", pixel accuracy {accuracy['tflite_pixel_accuracy']:.2f}%"
     if latency:
-        line += (f"; latency median {latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms "
+        spread = f" (p10-p90 spread {latency['spread_ms']:.3f} ms)" if "spread_ms" in latency else ""
+        line += (f"; host latency median {latency['median_ms']:.3f} ms{spread}, p90 {latency['p90_ms']:.3f} ms "
                  f"on {latency['threads']} thread(s)")
     return line
 

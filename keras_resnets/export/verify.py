@@ -82,7 +82,11 @@ class TFLiteRunner:
         return np.concatenate(outputs)
 
     def latency(self, runs: int = 50, warmup: int = 10) -> dict:
-        """Median and p90 single-invoke latency in milliseconds on a batch-1 input."""
+        """Single-invoke latency in milliseconds on a batch-1 input: median, p10, p90 and their spread.
+
+        ``spread_ms`` (p90 - p10) is how far apart two runs of the same model land on this host;
+        a latency difference smaller than it says nothing about which model is faster.
+        """
         if runs < 1:
             raise ExportError(f"benchmark runs must be >= 1, got {runs}")
         if self.dynamic_batch and self._batch != 1:
@@ -95,7 +99,8 @@ class TFLiteRunner:
             start = time.perf_counter()
             self.interpreter.invoke()
             times.append((time.perf_counter() - start) * 1e3)
-        return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+        p10, p90 = (float(np.percentile(times, q)) for q in (10, 90))
+        return {"median_ms": float(np.median(times)), "p10_ms": p10, "p90_ms": p90, "spread_ms": p90 - p10,
                 "mean_ms": float(np.mean(times)), "runs": runs, "warmup": warmup, "threads": self.num_threads}
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:

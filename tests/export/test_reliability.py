@@ -83,3 +83,62 @@ def test_cli_prints_one_line_without_traceback(fresh_run, tmp_path, capsys):
                      "--calibration-samples", "20"]) == 0
     out = capsys.readouterr().out
     assert "tiny_resnet_int8.tflite" in out and "drop" in out and "latency median" in out
+
+
+def test_existing_artifact_is_refused_before_any_conversion_or_calibration(fresh_run, monkeypatch):
+    """Issue 16, defect 10: an existing artifact is refused before the export loads data or converts."""
+    from keras_resnets.export import api, convert
+
+    export_model(fresh_run, quantize="int8", **FAST)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("conversion or calibration ran before the existing artifact was refused")
+
+    monkeypatch.setattr(convert, "convert_saved_model", no_work)
+    monkeypatch.setattr(convert, "write_saved_model", no_work)
+    monkeypatch.setattr(api, "load_export_data", no_work)
+    with pytest.raises(ExportError, match=r"tiny_resnet_int8\.tflite already exists; pass --force"):
+        export_model(fresh_run, quantize="int8", **FAST)
+    # auto may write any candidate, so an existing one is refused up front too, naming the candidates
+    with pytest.raises(ExportError, match=r"already exists \(--quantize auto may write any of .*tiny_resnet_int8\b"):
+        export_model(fresh_run, quantize="auto", **FAST)
+
+
+def _fake_latency(medians: dict, spreads: dict):
+    """TFLiteRunner.latency replaced by fixed figures per input type (float32 vs integer models)."""
+    from keras_resnets.export.verify import TFLiteRunner
+
+    def latency(self, runs=50, warmup=10):
+        kind = "float" if self.input["dtype"] == np.float32 else "int8"
+        median, spread = medians[kind], spreads[kind]
+        return {"median_ms": median, "p10_ms": median - spread / 2, "p90_ms": median + spread / 2,
+                "spread_ms": spread, "mean_ms": median, "runs": runs, "warmup": warmup, "threads": 1}
+
+    return TFLiteRunner, latency
+
+
+def test_auto_picks_the_smallest_within_budget_whatever_the_host_latency(fresh_run, monkeypatch):
+    """Issue 16, defect 9: by default auto is deterministic for a model and calibration set: the smallest
+    artifact within the budget, even when a larger one looks faster on this (noisy) host."""
+    runner, latency = _fake_latency({"float": 0.3, "int8": 1.0}, {"float": 0.8, "int8": 0.8})
+    monkeypatch.setattr(runner, "latency", latency)
+    report = export_model(fresh_run, quantize="auto", **FAST).report
+    passing = [c for c in report["auto"]["candidates"] if not c["failed_checks"]]
+    smallest = min(passing, key=lambda c: c["size_bytes"])
+    assert report["artifact"] == smallest["variant"] + ".tflite" and smallest["precision"] in ("int8", "dynamic")
+    assert "smallest file within the budget" in report["auto"]["reason"]
+    assert "spread" in report["auto"]["reason"] and report["latency"]["spread_ms"] == pytest.approx(0.8)
+    # host latency decides only when asked, and then only beyond the measured spread
+    again = export_model(fresh_run, quantize="auto", optimize_for="host-latency", force=True, **FAST).report
+    assert again["artifact"] == report["artifact"] and "no variant was faster" in again["auto"]["reason"]
+    runner, latency = _fake_latency({"float": 0.3, "int8": 1.0}, {"float": 0.05, "int8": 0.1})
+    monkeypatch.setattr(runner, "latency", latency)
+    fast = export_model(fresh_run, quantize="auto", optimize_for="host-latency", force=True, **FAST).report
+    assert fast["precision"] in ("float32", "float16", "dynamic") and "faster on this host" in fast["auto"]["reason"]
+
+
+def test_optimize_for_is_checked():
+    with pytest.raises(ExportError, match=r"--optimize-for must be one of size, host-latency; got 'speed'"):
+        export_model("unused", quantize="auto", optimize_for="speed")
+    with pytest.raises(ExportError, match="--optimize-for chooses among the variants of --quantize auto"):
+        export_model("unused", quantize="int8", optimize_for="host-latency")

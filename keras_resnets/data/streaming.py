@@ -182,10 +182,14 @@ class TfdsSplit:
         return ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
 
     def examples(self, seed: int | None = None, epoch=None) -> tf.data.Dataset:
-        """``(position, -1, image, label)``; shuffled from ``(seed, epoch)`` when both are given."""
+        """``(position, -1, image, label)``; shuffled from ``(seed, epoch)`` when both are given.
+
+        ``epoch`` must be a Python int: ``shuffle`` cannot take a tensor seed when TensorFlow's
+        global seed is 0 (``keras.utils.set_random_seed(0)``, what ``train(seed=0)`` does).
+        """
         ds = self.dataset(seed)
         if epoch is not None:
-            ds = ds.shuffle(TFDS_SHUFFLE_BUFFER, seed=seed * 1_000_003 + epoch)
+            ds = ds.shuffle(TFDS_SHUFFLE_BUFFER, seed=int(seed) * 1_000_003 + int(epoch))
         return ds.enumerate().map(lambda position, example: (position, tf.constant(-1, tf.int64), *example))
 
 
@@ -301,7 +305,10 @@ class StreamingDatasets(Datasets):
             images = augment_lib.augment_batch(images, batch_policy, tf.stack([tf.constant(seed + 1, tf.int64), step]))
             return (images - mean) / std, labels
 
-        ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
+        if isinstance(self._train_split, TfdsSplit) and epochs > initial_epoch:
+            ds = _concatenate([epoch_batches(epoch) for epoch in range(initial_epoch, epochs)])
+        else:
+            ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
         ds = exactly(ds, steps * max(epochs - initial_epoch, 0))
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
@@ -353,6 +360,15 @@ class StreamingDatasets(Datasets):
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields["drop_remainder"] = True
         return _with_eval_pipelines(StreamingDatasets(**fields))
+
+
+def _concatenate(datasets: list) -> tf.data.Dataset:
+    """The datasets back to back, as a balanced tree of ``concatenate`` (depth log2 of their count,
+    so that an element passes through few levels even for hundreds of epochs)."""
+    if len(datasets) == 1:
+        return datasets[0]
+    middle = len(datasets) // 2
+    return _concatenate(datasets[:middle]).concatenate(_concatenate(datasets[middle:]))
 
 
 def _with_eval_pipelines(data: StreamingDatasets) -> StreamingDatasets:

@@ -203,6 +203,7 @@ def _probabilities(model, images, config):
     import keras
     import numpy as np
 
+    images = np.asarray(images, np.float32)  # tf.data tensors -> numpy: any Keras backend
     outputs = keras.ops.convert_to_numpy(model(images, training=False)).astype(np.float64)
     if config.get("classifier_activation") is None:  # logits
         outputs = np.exp(outputs - outputs.max(axis=-1, keepdims=True))

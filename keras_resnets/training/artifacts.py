@@ -55,7 +55,8 @@ def plot_curves(history_csv: str, out_png: str, metric: str = "accuracy") -> boo
         ax.grid(alpha=0.3)
     if "lr" in history:
         axes[2].plot(epochs, history["lr"], marker=".")
-        axes[2].set_yscale("log")
+        if min(history["lr"]) > 0:  # a schedule decayed to 0 cannot be drawn on a log scale
+            axes[2].set_yscale("log")
     axes[2].set_title("learning rate (end of epoch)")
     axes[2].set_xlabel("epoch")
     axes[2].grid(alpha=0.3)

@@ -194,7 +194,10 @@ def _global_batch_size(arguments: dict) -> int:
 
     if arguments.get("datasets") is not None:
         return arguments["datasets"].batch_size
-    recipe = recipes_lib.get_recipe(arguments["recipe"])
+    from keras_resnets.training.steps import task_of
+
+    name = arguments["recipe"] or task_of(arguments["model"], arguments["dataset"]).default_recipe
+    recipe = recipes_lib.get_recipe(name)
     return recipes_lib.with_overrides(recipe, batch_size=arguments["batch_size"]).batch_size
 
 

@@ -43,13 +43,19 @@ class DatasetEntry:
     loader: object = field(default=None, repr=False, compare=False)
 
 
+# Options of the folder and TFDS loaders (``--dataset-arg streaming=true``): decode on the fly or in
+# memory ("auto" decides by size, see keras_resnets.data.streaming), and caching of a streamed set.
+STREAMING_OPTIONS = ("streaming", "cache")
+
+
 def _load_classification(name, *, data_dir=None, batch_size=128, augment="none", expand=0, image_size=None,
-                         channels=None, validation_split=0.1, seed=0, download=False):
+                         channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
+                         cache=False):
     from keras_resnets.data.datasets import load_dataset
 
     return load_dataset(name, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand,
                         image_size=image_size, channels=channels, validation_split=validation_split, seed=seed,
-                        download=download)
+                        download=download, streaming=streaming, cache=cache)
 
 
 @dataclass
@@ -165,11 +171,11 @@ _ENTRIES = (
     DatasetEntry("digits", CLASSIFICATION, "scikit-learn's 8x8 handwritten digits, embedded (offline)", True,
                  loader=_load_classification),
     DatasetEntry("folder", CLASSIFICATION, "images under data_dir, one sub-folder per class", True,
-                 loader=_load_classification),
-    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, loader=_load_classification),
-    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, loader=_load_classification),
+                 STREAMING_OPTIONS, _load_classification),
+    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_classification),
+    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, STREAMING_OPTIONS, _load_classification),
     DatasetEntry("imagenette", CLASSIFICATION, "TFDS Imagenette (needs image_size)", False,
-                 loader=_load_classification),
+                 STREAMING_OPTIONS, _load_classification),
     DatasetEntry("shapes", SEGMENTATION, "generated circles, rectangles, triangles on textures, exact masks "
                  "(offline)", True, ("num_train", "num_validation", "max_shapes"), _load_shapes),
     DatasetEntry("oxford_iiit_pet", SEGMENTATION, "TFDS Oxford-IIIT Pet trimaps: pet, background, border", False,
@@ -190,7 +196,7 @@ def get_dataset(name: str) -> DatasetEntry:
         return DATASETS[name]
     if os.path.isdir(os.path.expanduser(name)):
         return DATASETS[sources.FOLDER]
-    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, loader=_load_classification)
+    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_classification)
 
 
 def list_datasets(task: str | None = None) -> list:

@@ -276,3 +276,20 @@ def test_train_cli_on_a_folder_with_corrupt_jpegs_finishes_and_names_them(corrup
     assert code == 0, captured.err[-2000:]
     assert "Traceback" not in captured.err
     assert skipped_files(captured.err) == corrupt
+
+
+def test_registry_passes_streaming_options_of_folder_and_tfds_sets(folder):
+    """``--dataset-arg streaming=true|cache=true`` reach the loader and are kept in ``dataset_kwargs``."""
+    from keras_resnets.data import registry
+    from keras_resnets.data.streaming import StreamingDatasets
+
+    assert registry.get_dataset("folder").options == ("streaming", "cache")
+    assert registry.get_dataset("some_tfds_set").options == ("streaming", "cache")
+    data = registry.load("folder", {"streaming": True}, data_dir=folder, batch_size=4, image_size=(16, 16))
+    assert isinstance(data, StreamingDatasets)
+    data = registry.load("folder", {"streaming": False}, data_dir=folder, batch_size=4, image_size=(16, 16))
+    assert not isinstance(data, StreamingDatasets)
+    with pytest.raises(ValueError, match="streaming must be one of 'auto', True, False; got 'yes'"):
+        registry.load("folder", {"streaming": "yes"}, data_dir=folder, batch_size=4)
+    with pytest.raises(ValueError, match="dataset 'digits' has no option 'streaming'; allowed: none"):
+        registry.load("digits", {"streaming": True})

@@ -3,12 +3,14 @@
     python notebooks/run_notebooks.py [--small] [--in-place] [NOTEBOOK ...]
 
 ``--small`` sets ``SMALL=1`` (the notebooks' smoke mode); ``--in-place`` writes the outputs back
-into the notebooks (what ``make notebooks`` does after a full run); otherwise executed copies go to
-``--out-dir``. Notebooks run from the ``notebooks/`` folder with the repository on ``PYTHONPATH``.
+into the notebooks (what ``make notebooks`` does after a full run) and runs them from ``notebooks/``;
+otherwise they run from ``--out-dir``, with a copy of ``lab.py``, so their figures land there and the
+committed ones stay as they are. The repository is on ``PYTHONPATH`` either way.
 """
 import argparse
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -26,9 +28,13 @@ def execute(path: pathlib.Path, out_path: pathlib.Path, small: bool, timeout: in
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     notebook = nbformat.read(path, as_version=4)
+    workdir = out_path.parent
+    if workdir.resolve() != HERE:
+        shutil.copy(HERE / "lab.py", workdir / "lab.py")
+    (workdir / "figures").mkdir(exist_ok=True)
     start = time.time()
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(HERE)}})
+                            resources={"metadata": {"path": str(workdir)}})
     try:
         client.execute()
     finally:

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: demo test test-tf test-jax venv bench clean
+.PHONY: demo test test-tf test-jax venv bench notebooks clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ test-tf: $(STAMP)
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0 \
 	  $(PY) -m pytest -n 2 -q --durations=10 -m "not tf_only and not backend_independent" tests/models
+
+# Re-execute the reproduction notebooks in full and write their outputs back (tens of minutes on
+# two CPU cores). `make test` executes them in SMALL mode (tests/notebooks).
+notebooks: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PY) notebooks/run_notebooks.py --in-place
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -32,6 +32,12 @@ setup(
             "matplotlib",
             "tqdm",
         ],
+        # Executing the reproduction notebooks (notebooks/run_notebooks.py, tests/notebooks).
+        "notebooks": [
+            "nbclient==0.11.0",
+            "nbformat==5.11.1",
+            "ipykernel==7.4.0",
+        ],
         # NVIDIA GPU machines: JAX with CUDA 12 for the model code (KERAS_BACKEND=jax),
         # TensorFlow with its CUDA libraries for tf.data / export.
         "gpu": [

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnets.data import augment as augment_lib
-from keras_resnets.data import sources
+from keras_resnets.data import sources, textured_digits
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def channel_stats(images: np.ndarray):
 
 def list_datasets() -> list:
     """Names ``load_dataset`` accepts besides any TFDS image-classification name."""
-    return [sources.DIGITS, sources.FOLDER, "cifar10", "cifar100", "imagenette"]
+    return [sources.DIGITS, textured_digits.NAME, sources.FOLDER, "cifar10", "cifar100", "imagenette"]
 
 
 def _no_expand_when_streaming(expand: int) -> None:
@@ -189,7 +189,7 @@ def load_dataset(
     """Load a dataset by name into training, validation and test pipelines.
 
     Args:
-        name: ``"digits"`` (embedded, offline), ``"folder"`` (images under ``data_dir``, one
+        name: ``"digits"`` (embedded, offline), ``"textured_digits"`` (synthetic, generated offline), ``"folder"`` (images under ``data_dir``, one
             sub-folder per class), or a TFDS name (``cifar10``, ``cifar100``, ``imagenette``, ...).
         data_dir: TFDS data dir, or the image folder for ``"folder"``.
         batch_size: batch size of every pipeline.
@@ -234,6 +234,8 @@ def load_dataset(
                              f"with augment {', '.join(augment_lib.BATCH_POLICIES)})")
         streaming_lib.use_streaming(streaming, augment, 0, (1, 1, 1))
         arrays = sources.load_digits(size or (32, 32), channels or 1, validation_split)
+    elif name == textured_digits.NAME:  # synthetic, generated offline (keras_resnets/data/textured_digits.py)
+        arrays = textured_digits.load_textured_digits(size or (32, 32), channels or 3, validation_split)
     elif name == sources.FOLDER or (name and os.path.isdir(os.path.expanduser(name))):
         folder = data_dir if name == sources.FOLDER else name
         if not folder:

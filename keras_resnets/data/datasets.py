@@ -142,8 +142,11 @@ def channel_stats(images: np.ndarray):
 
 
 def list_datasets() -> list:
-    """Names ``load_dataset`` accepts besides any TFDS image-classification name."""
-    return [sources.DIGITS, textured_digits.NAME, sources.FOLDER, "cifar10", "cifar100", "imagenette"]
+    """Classification names ``load_dataset`` accepts besides any TFDS image-classification name
+    (the dataset registry's; ``keras_resnets.data.registry.list_datasets()`` lists every task's)."""
+    from keras_resnets.data import registry
+
+    return registry.list_datasets(registry.CLASSIFICATION)
 
 
 def _no_expand_when_streaming(expand: int) -> None:

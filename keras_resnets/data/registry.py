@@ -170,6 +170,8 @@ def _load_pets(name, *, data_dir=None, batch_size=16, augment="none", expand=0, 
 _ENTRIES = (
     DatasetEntry("digits", CLASSIFICATION, "scikit-learn's 8x8 handwritten digits, embedded (offline)", True,
                  loader=_load_classification),
+    DatasetEntry("textured_digits", CLASSIFICATION, "synthetic: the digits drawn through random affine maps on "
+                 "coloured textures with clutter; harder (offline)", True, loader=_load_classification),
     DatasetEntry("folder", CLASSIFICATION, "images under data_dir, one sub-folder per class", True,
                  STREAMING_OPTIONS, _load_classification),
     DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_classification),

@@ -82,8 +82,31 @@ def fake_quant_per_channel(kernel):
                                                          narrow_range=True, axis=-1)
 
 
+class _QuantizedInput:
+    """What both quantized layers share: a moving-average ``FakeQuant`` of their input, and its config."""
+
+    def _add_input_quantizer(self, momentum: float, quantize_input: bool) -> None:
+        self.momentum = float(momentum)
+        self.quantize_input = bool(quantize_input)
+        self.input_quantizer = FakeQuant(momentum=momentum, name="input_quantizer") if quantize_input else None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.input_quantizer is not None:
+            self.input_quantizer.build(input_shape)
+
+    def _quantized_input(self, inputs, training):
+        return self.input_quantizer(inputs, training=training) if self.input_quantizer is not None else inputs
+
+    def _finish(self, outputs):
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "quantize_input": self.quantize_input}
+
+
 @keras.saving.register_keras_serializable(package="keras_resnets")
-class QuantizedConv2D(keras.layers.Conv2D):
+class QuantizedConv2D(_QuantizedInput, keras.layers.Conv2D):
     """``Conv2D`` with fake-quantized input (per tensor) and kernel (per output channel).
 
     Takes ``Conv2D``'s arguments plus ``momentum`` (of the input range's moving average).
@@ -91,28 +114,17 @@ class QuantizedConv2D(keras.layers.Conv2D):
 
     def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.momentum = float(momentum)
-        self.quantize_input = bool(quantize_input)
-        self.input_quantizer = FakeQuant(momentum=momentum, name="input_quantizer") if quantize_input else None
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        if self.input_quantizer is not None:
-            self.input_quantizer.build(input_shape)
+        self._add_input_quantizer(momentum, quantize_input)
 
     def call(self, inputs, training=None):
-        x = self.input_quantizer(inputs, training=training) if self.input_quantizer is not None else inputs
-        outputs = self.convolution_op(x, fake_quant_per_channel(self.kernel))
+        outputs = self.convolution_op(self._quantized_input(inputs, training), fake_quant_per_channel(self.kernel))
         if self.use_bias:
             outputs = ops.add(outputs, ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,)))
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "quantize_input": self.quantize_input}
+        return self._finish(outputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
-class QuantizedDense(keras.layers.Dense):
+class QuantizedDense(_QuantizedInput, keras.layers.Dense):
     """``Dense`` with fake-quantized input and kernel (both per tensor).
 
     Takes ``Dense``'s arguments plus ``momentum`` (of the input range's moving average).
@@ -120,24 +132,13 @@ class QuantizedDense(keras.layers.Dense):
 
     def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.momentum = float(momentum)
-        self.quantize_input = bool(quantize_input)
-        self.input_quantizer = FakeQuant(momentum=momentum, name="input_quantizer") if quantize_input else None
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        if self.input_quantizer is not None:
-            self.input_quantizer.build(input_shape)
+        self._add_input_quantizer(momentum, quantize_input)
 
     def call(self, inputs, training=None):
-        x = self.input_quantizer(inputs, training=training) if self.input_quantizer is not None else inputs
-        outputs = ops.matmul(x, fake_quant_per_tensor(self.kernel))
+        outputs = ops.matmul(self._quantized_input(inputs, training), fake_quant_per_tensor(self.kernel))
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "quantize_input": self.quantize_input}
+        return self._finish(outputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")

@@ -230,15 +230,16 @@ def load_dataset(
     size = tuple(image_size) if image_size is not None else None
     if size is None and augment in augment_lib.IMAGENET_POLICIES:
         size = (224, 224)  # the papers' crop
-    if name == sources.DIGITS:
+    if name in (sources.DIGITS, textured_digits.NAME):  # embedded / generated: always in memory
         if streaming is True or augment in augment_lib.IMAGENET_POLICIES:
-            raise ValueError(f"the digits are held in memory and have no source images to crop; got "
+            raise ValueError(f"the {name} are held in memory and have no source images to crop; got "
                              f"streaming={streaming!r}, augment={augment!r} (allowed: streaming 'auto' or False "
                              f"with augment {', '.join(augment_lib.BATCH_POLICIES)})")
         streaming_lib.use_streaming(streaming, augment, 0, (1, 1, 1))
-        arrays = sources.load_digits(size or (32, 32), channels or 1, validation_split)
-    elif name == textured_digits.NAME:  # synthetic, generated offline (keras_resnets/data/textured_digits.py)
-        arrays = textured_digits.load_textured_digits(size or (32, 32), channels or 3, validation_split)
+        if name == sources.DIGITS:
+            arrays = sources.load_digits(size or (32, 32), channels or 1, validation_split)
+        else:  # synthetic (keras_resnets/data/textured_digits.py)
+            arrays = textured_digits.load_textured_digits(size or (32, 32), channels or 3, validation_split)
     elif name == sources.FOLDER or (name and os.path.isdir(os.path.expanduser(name))):
         folder = data_dir if name == sources.FOLDER else name
         if not folder:

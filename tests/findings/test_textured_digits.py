@@ -28,3 +28,15 @@ def test_textured_digits_rejects_bad_arguments():
         load_textured_digits((16, 8))
     with pytest.raises(ValueError, match="copies must be a positive integer; got 0"):
         load_textured_digits((8, 8), copies=0)
+
+
+def test_textured_digits_refuse_streaming_like_the_digits():
+    """Both generated sets live in memory: streaming=True or an ImageNet crop policy is refused, not ignored."""
+    import pytest
+
+    from keras_resnets.data import load_dataset
+
+    with pytest.raises(ValueError, match=r"textured_digits are held in memory.*streaming=True"):
+        load_dataset("textured_digits", streaming=True)
+    with pytest.raises(ValueError, match=r"textured_digits are held in memory.*augment='imagenet_scale'"):
+        load_dataset("textured_digits", augment="imagenet_scale")

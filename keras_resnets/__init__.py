@@ -1,7 +1,8 @@
 """keras_resnets: residual networks for Keras 3 — build, train, tune and ship them.
 
 Model code (``keras_resnets.layers``, ``keras_resnets.models``) is pure Keras and runs on any backend;
-training, tuning and export use TensorFlow and are imported on first use.
+training, tuning and export use TensorFlow and are imported on first use (training on the in-memory
+datasets also runs without TensorFlow, on JAX: ``keras_resnets.data.arrays``).
 """
 from keras_resnets.models import create_model, get_entry, list_models
 import keras_resnets.metrics  # noqa: F401,E402  registers MeanIoU/PixelAccuracy so compiled segmentation runs load

@@ -48,6 +48,13 @@ def main(argv=None) -> int:
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"keras-resnets {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:  # a pipeline that needs TensorFlow where it is not installed: one line too
+        from keras_resnets.data.arrays import TensorFlowRequiredError
+
+        if not isinstance(err, TensorFlowRequiredError):
+            raise
+        print(f"keras-resnets {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ Policies:
 """
 from __future__ import annotations
 
-import tensorflow as tf
+try:
+    import tensorflow as tf
+except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
+    tf = None
 
 from keras_resnets.data.imagenet import TRAIN_POLICIES
 

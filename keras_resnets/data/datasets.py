@@ -16,10 +16,15 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 
+from keras_resnets.data import arrays as arrays_lib
 from keras_resnets.data import augment as augment_lib
 from keras_resnets.data import sources, textured_digits
+
+try:
+    import tensorflow as tf
+except ImportError:  # JAX-only installs: the in-memory datasets use keras_resnets.data.arrays
+    tf = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,10 @@ def load_dataset(
         raise ValueError("expand > 0 needs an augmentation policy other than 'none'; got augment='none'")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3; got {channels!r}")
+    if not arrays_lib.tensorflow_available():
+        if name not in (sources.DIGITS, textured_digits.NAME):
+            arrays_lib.require_tensorflow(f"dataset {name!r}")
+        arrays_lib.check_policy(augment, expand)
     size = tuple(image_size) if image_size is not None else None
     if size is None and augment in augment_lib.IMAGENET_POLICIES:
         size = (224, 224)  # the papers' crop
@@ -280,6 +289,9 @@ def load_dataset(
         num_validation=len(arrays.validation[1]),
         num_test=len(arrays.test[1]),
     )
+    if not arrays_lib.tensorflow_available():
+        return arrays_lib.ArrayDatasets.from_arrays(info, (x_train, y_train), arrays.validation, arrays.test,
+                                                    batch_size=batch_size, augment=augment, seed=seed)
     return Datasets(
         info=info,
         batch_size=batch_size,

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+try:
+    import tensorflow as tf
+except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
+    tf = None
 
 TRAIN_POLICIES = ("imagenet_scale", "inception_crop")
 REFERENCE_SIZE = 224

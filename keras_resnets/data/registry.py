@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keras_resnets.data import sources
+from keras_resnets.data import arrays, sources
 
 CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
 
@@ -135,6 +135,8 @@ def _load_shapes(name, *, batch_size=16, augment="none", expand=0, image_size=No
     std = tuple(float(max(v, 1e-3)) for v in pixels.std(0))
     info = DatasetInfo(name, len(SHAPE_CLASSES), SHAPE_CLASSES, (size, size, 3), mean, std,
                        num_train=num_train, num_validation=num_validation, num_test=num_validation)
+    if not arrays.tensorflow_available():
+        return arrays.ArrayDatasets.from_arrays(info, train, validation, test, batch_size=batch_size, seed=seed)
     return SegmentationDatasets(info=info, batch_size=batch_size, augment="none", seed=int(seed),
                                 validation=_segmentation_eval(*validation, info, batch_size),
                                 test=_segmentation_eval(*test, info, batch_size),
@@ -160,6 +162,7 @@ def _load_pets(name, *, data_dir=None, batch_size=16, augment="none", expand=0, 
                seed=0, download=False, border_label=2, **_ignored):
     from keras_resnets.data.segmentation import load_oxford_pets
 
+    arrays.require_tensorflow(f"dataset {name!r}")
     _check_segmentation_keywords(name, augment, expand, channels, image_size)
     size = int(image_size[0]) if image_size is not None else 128
     train, test, info = load_oxford_pets(data_dir, image_size=size, batch_size=batch_size, download=download,

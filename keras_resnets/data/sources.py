@@ -44,10 +44,14 @@ def _split_validation(images, labels, fraction: float, seed: int):
 
 def _resize(images: np.ndarray, image_size) -> np.ndarray:
     """Bilinear resize of a uint8 batch to ``image_size`` (h, w); returns uint8."""
-    import tensorflow as tf
+    from keras_resnets.data import arrays
 
     if image_size is None or tuple(images.shape[1:3]) == tuple(image_size):
         return images
+    if not arrays.tensorflow_available():
+        return arrays.resize_bilinear(images, tuple(image_size))
+    import tensorflow as tf
+
     out = []
     for start in range(0, len(images), 2048):
         chunk = tf.image.resize(tf.convert_to_tensor(images[start : start + 2048], tf.float32), image_size)

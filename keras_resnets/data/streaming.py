@@ -32,7 +32,10 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+try:
+    import tensorflow as tf
+except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
+    tf = None
 
 from keras_resnets.data import augment as augment_lib
 from keras_resnets.data import imagenet

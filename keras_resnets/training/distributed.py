@@ -32,9 +32,13 @@ import os
 import sys
 import threading
 
-import tensorflow as tf
+try:
+    import tensorflow as tf
+except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
+    tf = None
 
 from keras_resnets.data import Datasets
+from keras_resnets.data.arrays import ArrayDatasets, require_tensorflow
 from keras_resnets.training.listen import split_host_port, warn_if_public
 
 DISTRIBUTE_MODES = ("data_parallel", "mirrored")
@@ -280,6 +284,10 @@ def shard_ready(data):
         return data
     if hasattr(data, "shard") and hasattr(data, "full_batches"):  # streaming: each process reads its files
         return _per_process_files(data, distribution)
+    if isinstance(data, ArrayDatasets):  # numpy batches (no TensorFlow): one process, its devices
+        if cluster_from_env().num_processes > 1:
+            require_tensorflow("data_parallel training on several processes")
+        return data.full_batches()
     for split, count in (("training", data.info.num_train), ("validation", data.info.num_validation),
                          ("test", data.info.num_test)):
         if 0 < count < data.batch_size:

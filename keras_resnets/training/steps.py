@@ -300,7 +300,7 @@ def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(
         guard, LearningRateLogger(), GuardedBackupAndRestore(run.backup, guard),
         EpochCheckpoint(run.last_weights, run.best_model, guard, monitor=task.monitor, best=previous_best),
         keras.callbacks.CSVLogger(run.history, append=resume),
-        keras.callbacks.TensorBoard(run.tensorboard, write_graph=False, profile_batch=0),
+        *_tensorboard(run),
         *callbacks,
     ]
     started = time.perf_counter()
@@ -316,6 +316,18 @@ def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(
                             f"{backed_up_epoch(run.backup)} are intact and --resume continues from them",
                             getattr(err, "errno", None)) from None
     return guard, initial_epoch, time.perf_counter() - started
+
+
+def _tensorboard(run: RunDir) -> list:
+    """The TensorBoard callback, which writes through ``tf.summary``: none without TensorFlow (the
+    run still writes history.csv and curves.png)."""
+    from keras_resnets.data.arrays import tensorflow_available
+
+    if not tensorflow_available():
+        print("keras-resnets: note: TensorFlow is not installed, so this run writes no TensorBoard logs "
+              "(history.csv and curves.png have the same curves)", flush=True)
+        return []
+    return [keras.callbacks.TensorBoard(run.tensorboard, write_graph=False, profile_batch=0)]
 
 
 def _write_failure(err: Exception, run: RunDir) -> str | None:

@@ -81,19 +81,20 @@ def resize_bilinear(images: np.ndarray, size) -> np.ndarray:
 
 
 def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator) -> np.ndarray:
-    """``crop`` / ``crop_flip`` on a float batch: zero-pad 4 pixels, crop back at a random offset,
-    and (``crop_flip``) mirror each image left-right with probability 1/2."""
+    """``crop`` / ``crop_flip`` on a batch (any dtype): zero-pad 4 pixels, crop back at a random
+    offset, and (``crop_flip``) mirror each image left-right with probability 1/2."""
     if policy == "none":
         return images
     batch, height, width, _ = images.shape
     padded = np.pad(images, ((0, 0), (CROP_PADDING, CROP_PADDING), (CROP_PADDING, CROP_PADDING), (0, 0)))
     offsets = rng.integers(0, 2 * CROP_PADDING + 1, size=(batch, 2))
-    rows = offsets[:, :1] + np.arange(height)[None, :]
-    cols = np.broadcast_to(np.arange(width)[None, :], (batch, width))
+    # every (row, column) window of every image as a view; the crop is one gather of whole windows
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(1, 2))
+    out = np.moveaxis(windows[np.arange(batch), offsets[:, 0], offsets[:, 1]], 1, -1)  # (b, c, h, w) -> (b, h, w, c)
     if policy == "crop_flip":
-        cols = np.where(rng.random((batch, 1)) < 0.5, width - 1 - cols, cols)
-    cols = offsets[:, 1:] + cols
-    return padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        flip = rng.random(batch) < 0.5
+        out[flip] = out[flip, :, ::-1]
+    return out
 
 
 class EvalBatches(keras.utils.PyDataset):
@@ -103,6 +104,7 @@ class EvalBatches(keras.utils.PyDataset):
         super().__init__()
         self.images, self.labels = images, labels.astype(np.int32)
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.scale = 1 / self.std
         self.batch_size, self.drop_remainder = batch_size, drop_remainder
 
     def __len__(self) -> int:
@@ -113,7 +115,14 @@ class EvalBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         part = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return (self.images[part].astype(np.float32) - self.mean) / self.std, self.labels[part]
+        return self.normalise(self.images[part]), self.labels[part]
+
+    def normalise(self, images: np.ndarray) -> np.ndarray:
+        """``(images - mean) / std`` as float32."""
+        out = images.astype(np.float32)
+        out -= self.mean
+        out *= self.scale
+        return out
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -156,22 +165,26 @@ class ArrayDatasets:
         rounding = math.floor if self.drop_remainder else math.ceil
         return rounding(len(self._train_labels) / self.batch_size)
 
-    def epoch_batch(self, epoch: int, step: int):
-        """Batch ``step`` of epoch ``epoch``: normalised float32 images and int32 labels."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self._train_labels))
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The training images' order in epoch ``epoch``."""
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self._train_labels))
+
+    def epoch_batch(self, epoch: int, step: int, order: np.ndarray | None = None):
+        """Batch ``step`` of epoch ``epoch`` (``order``: that epoch's ``epoch_order``, to reuse it):
+        normalised float32 images and int32 labels."""
+        order = self.epoch_order(epoch) if order is None else order
         index = order[step * self.batch_size:(step + 1) * self.batch_size]
-        images = self._train_images[index].astype(np.float32)
         rng = np.random.default_rng([self.seed + 1, epoch * self.steps_per_epoch + step])
-        images = augment_batch(images, self.augment, rng)
-        mean, std = np.asarray(self.info.mean, np.float32), np.asarray(self.info.std, np.float32)
-        return (images - mean) / std, self._train_labels[index]
+        images = augment_batch(self._train_images[index], self.augment, rng)  # uint8: a quarter of the bytes
+        return self.validation.normalise(images), self._train_labels[index]
 
     def train(self, epochs: int, initial_epoch: int = 0):
         """Training batches of epochs ``initial_epoch .. epochs-1``, back to back (a generator; pass
         ``steps_per_epoch`` to ``fit``)."""
         for epoch in range(initial_epoch, epochs):
+            order = self.epoch_order(epoch)
             for step in range(self.steps_per_epoch):
-                yield self.epoch_batch(epoch, step)
+                yield self.epoch_batch(epoch, step, order)
 
     def full_batches(self) -> ArrayDatasets:
         """The same data with full batches only, in every split."""

@@ -64,7 +64,7 @@ def test_evaluation_splits_are_normalised_in_order_and_full_batches_drop_the_rem
     assert [len(y) for _, y in batches] == [8, 8, 4]
     x, _ = batches[0]
     expected = (data.validation.images[:8].astype(np.float32) - 100.0) / 50.0
-    np.testing.assert_allclose(x, expected)
+    np.testing.assert_allclose(x, expected, rtol=1e-6)
     full = data.full_batches()
     assert full.steps_per_epoch == 50 // 8 and len(full.validation) == 2
     assert all(len(y) == 8 for _, y in full.train(1))

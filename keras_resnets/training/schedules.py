@@ -44,6 +44,9 @@ def parse_lr_ratio(ratio) -> tuple:
     return shares
 
 
+NEVER = 2**31 - 1  # an iteration no run reaches (2**62 overflowed JAX's int32 iteration counter)
+
+
 def piecewise_schedule(boundaries, values, warmup_steps: int = 0, warmup_lr: float = 0.0):
     """Constant pieces: ``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``, after a warm-up.
 
@@ -61,8 +64,8 @@ def piecewise_schedule(boundaries, values, warmup_steps: int = 0, warmup_lr: flo
     boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
     if warmup_steps:
         boundaries, values = [int(warmup_steps)] + boundaries, [float(warmup_lr)] + values
-    if not boundaries:
-        return keras.optimizers.schedules.PiecewiseConstantDecay([2**62], values * 2)
+    if not boundaries:  # one piece: a boundary no run reaches, within int32 (JAX's default integers)
+        return keras.optimizers.schedules.PiecewiseConstantDecay([NEVER], values * 2)
     return keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], values)
 
 

@@ -36,6 +36,7 @@ def main(runs_dir: str) -> None:
 
     train = ["train", "--model", "cifar_resnet20", "--model-arg", "depth=8", "--dataset", "digits",
              "--image-size", "16", "--augment", "crop", "--batch-size", "128", "--epochs", "2", "--lr", "0.05",
+             "--schedule", "constant",
              "--runs-dir", runs_dir, "--run-name", "jax-only", "--quiet"]
     findings = {"train_exit": cli.main(train)}
     findings["resume_exit"] = cli.main(train + ["--resume", "--continue-epochs", "1"])

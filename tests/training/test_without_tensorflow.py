@@ -91,10 +91,20 @@ def test_policies_and_datasets_that_need_tensorflow_are_refused_in_one_line():
         arrays.check_policy("crop", expand=1)
 
 
+def test_constant_schedule_fits_jax_int32_iterations():
+    """A constant rate is one piece whose end no run reaches; that boundary must be an int32 (JAX's
+    integers without x64), which 2**62 was not: segmentation's Adam recipe failed on JAX."""
+    from keras_resnets.training import schedules
+
+    schedule = schedules.build_schedule("constant", 0.01, total_steps=100)
+    assert all(0 < b < 2**31 for b in schedule.boundaries)
+    assert float(schedule(10**6)) == pytest.approx(0.01)
+
+
 @pytest.mark.slow
 def test_cli_trains_and_resumes_on_jax_when_tensorflow_is_not_installed(tmp_path):
     """End to end, as on a GPU machine with JAX and Keras only: ``keras-resnets train`` on the digits
-    (2 epochs, crop augmentation), ``--resume --continue-epochs 1``, and one-line refusals of what
+    (2 epochs, crop augmentation, constant rate), ``--resume --continue-epochs 1``, and one-line refusals of what
     needs tf.data; TensorFlow is never imported."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_resnets.export import convert, report as report_lib
@@ -156,6 +157,10 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
 
 
 def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for):
+    if keras.backend.backend() != "tensorflow":  # tf.function tracing and the TFLite converter need tf tensors
+        raise ExportError(f"export needs KERAS_BACKEND=tensorflow (SavedModel and TFLite trace the model with "
+                          f"TensorFlow); got {keras.backend.backend()!r}. Runs trained on any backend export "
+                          f"there: their .keras files are backend-independent")
     if to not in TARGETS:
         raise ExportError(f"--to must be one of {', '.join(TARGETS)}; got {to!r}")
     if quantize not in QUANTIZE_MODES:

@@ -101,6 +101,18 @@ def test_constant_schedule_fits_jax_int32_iterations():
     assert float(schedule(10**6)) == pytest.approx(0.01)
 
 
+def test_export_on_another_backend_is_refused_in_one_line(monkeypatch):
+    """A run trained on JAX exports under KERAS_BACKEND=tensorflow; export elsewhere says so up front."""
+    import keras
+
+    from keras_resnets.export import export_model
+    from keras_resnets.export.errors import ExportError
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ExportError, match="export needs KERAS_BACKEND=tensorflow.*got 'jax'"):
+        export_model("no-such-run")
+
+
 @pytest.mark.slow
 def test_cli_trains_and_resumes_on_jax_when_tensorflow_is_not_installed(tmp_path):
     """End to end, as on a GPU machine with JAX and Keras only: ``keras-resnets train`` on the digits

@@ -21,16 +21,18 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 # Whole suite on the TensorFlow backend, then the backend-agnostic model tests on JAX.
+# --dist worksteal: a worker that runs out of tests takes queued ones from the other, so a long
+# test near the end of a worker's queue does not leave the second core idle.
 test: test-tf test-jax
 
 test-tf: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -n 2 -q --durations=15 tests
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -n 2 --dist worksteal -q --durations=15 tests
 
 # XLA's CPU backend at optimisation level 0: the model tests compile thousands of small ops once
 # each (every weight initialiser of every shape), and compiling them unoptimised is ~5x faster.
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0 \
-	  $(PY) -m pytest -n 2 -q --durations=10 -m "not tf_only and not backend_independent" tests/models
+	  $(PY) -m pytest -n 2 --dist worksteal -q --durations=10 -m "not tf_only and not backend_independent" tests/models
 
 # Re-execute the reproduction notebooks in full and write their outputs back (tens of minutes on
 # two CPU cores). `make test` executes them in SMALL mode (tests/notebooks).

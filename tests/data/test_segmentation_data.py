@@ -9,10 +9,11 @@ from keras_resnets.data.sources import DatasetUnavailableError
 
 pytestmark = pytest.mark.tf_only
 
-# The short training run: 12 epochs of 512 shapes images reach a validation mIoU of about 0.45
-# (background everywhere scores about 0.21).
-EPOCHS = 12
-MIOU_BAR = 0.35
+# The short training run: 8 epochs of 512 shapes images on a narrow network (widths 8..64) reach a
+# validation mIoU of 0.37-0.40 on seeds 0, 1 and 2 (background everywhere scores about 0.21).
+EPOCHS = 8
+MIOU_BAR = 0.33
+STAGE_WIDTHS = (8, 16, 32, 64)
 
 
 def test_shapes_are_deterministic_and_have_exact_masks():
@@ -68,7 +69,7 @@ def test_segmentation_model_learns_the_shapes():
     train, validation, info = load_shapes(num_train=512, num_validation=64, image_size=64, batch_size=16, seed=0)
     model = keras_resnets.create_model("dilated_resnet18_seg", input_shape=info.image_shape,
                                        classes=info.num_classes, context=None,
-                                       backbone_kwargs={"stage_widths": (16, 32, 64, 128)})
+                                       backbone_kwargs={"stage_widths": STAGE_WIDTHS})
     model.compile(keras.optimizers.Adam(5e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
                   metrics=[MeanIoU(info.num_classes)])

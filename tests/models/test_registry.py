@@ -6,6 +6,7 @@ import pytest
 import keras_resnets
 from keras_resnets.models.registry import get_entry
 
+from . import test_counts, test_densenet
 from .helpers import assert_roundtrip, infer, random_images, small_overrides, trainable_count, weight_tensor_count
 
 ALL_MODELS = keras_resnets.list_models()
@@ -31,10 +32,25 @@ def test_list_models_pattern_and_family():
     assert keras_resnets.list_models("no_such_*") == []
 
 
+def assert_published_count(name, model):
+    """The papers' parameter count of ``name`` (tables of test_counts and test_densenet), where one exists."""
+    published = test_counts.published_count(name) or test_densenet.published_count(name)
+    if published is None:
+        return
+    count, value, digits = published
+    counted = count(model)
+    assert (counted if digits is None else round(counted / 1e6, digits)) == value, (name, counted, value)
+
+
 @pytest.mark.parametrize("name", [n for n in ALL_MODELS if n not in VERY_DEEP])
 def test_builds_runs_and_roundtrips(name, tmp_path):
-    overrides = small_overrides(name)
+    """Builds with the registry's default classes (1000 for ImageNet, 10 for CIFAR), so the same model
+    also carries the published parameter count where a paper gives one."""
+    overrides = {key: value for key, value in small_overrides(name).items() if key != "classes"}
     model = keras_resnets.create_model(name, **overrides)
+    assert_published_count(name, model)
+    if name.startswith("cifar_"):
+        assert model.output_shape == (None, 10)
     x = random_images(overrides["input_shape"])
     out = infer(model, x)
     assert out.shape[0] == 2 and np.isfinite(out).all()

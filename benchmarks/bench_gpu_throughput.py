@@ -153,6 +153,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--xla-dump", metavar="DIR", help="XLA dumps its HLO to DIR (set before JAX starts)")
     parser.add_argument("--tiny", action="store_true", help="small sizes, depths and batches: a CPU smoke run")
     parser.add_argument("--json", metavar="PATH", help="write the results to PATH (after every workload)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="measure nothing: merge the workloads of these result files of one device (to --json) "
+                             "and print their summary")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
@@ -182,8 +185,10 @@ def configure_environment(args) -> None:
         if "jax" in sys.modules:
             raise SystemExit("bench_gpu_throughput: error: --xla-dump must be set before JAX is imported")
         os.makedirs(args.xla_dump, exist_ok=True)
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_dump_to={args.xla_dump} --xla_dump_hlo_as_text").strip()
+        # Only the training and forward modules: Keras' (jit_train_step) and the diagnostics' own.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={args.xla_dump}"
+                                   " --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*(train_step|keras_forward).*"
+                                   ).strip()
 
 
 def workload_settings(name: str, args) -> dict:
@@ -311,9 +316,23 @@ class TorchSide:
         self.model = model.to(device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
         self.compiled = device == "cuda"  # inductor on a CPU needs a C++ toolchain and minutes: eager there
+        self.compile_error = None
         self.net = torch.compile(self.model) if self.compiled else self.model
         self.images = torch.randn(self.batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
         self.labels = torch.randint(0, classes, (self.batch,), device=device)
+
+    def use_eager(self, error: str) -> None:
+        """After torch.compile failed: time eager PyTorch instead, recorded as such (``compiled: false``)."""
+        self.compile_error = error
+        self.compiled = False
+        self.net = self.model
+        self.optimizer.zero_grad(set_to_none=True)
+        try:
+            import torch._dynamo
+
+            torch._dynamo.reset()
+        except Exception:  # only frees compiled code
+            pass
 
     def _count_flops(self, model, size: int):
         """Forward FLOPs per image by PyTorch's own counter (a cross-check of ours), or None."""
@@ -397,7 +416,7 @@ def jax_train_step(model, lr: float, momentum: float = 0.9):
         loss = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
         return loss, non_trainable
 
-    def step(trainable, non_trainable, velocity, images, labels):
+    def hand_train_step(trainable, non_trainable, velocity, images, labels):
         (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, non_trainable,
                                                                                  images, labels)
         # Keras' SGD: v = m v - lr g; w = w + v
@@ -405,7 +424,7 @@ def jax_train_step(model, lr: float, momentum: float = 0.9):
         trainable = [w + v for w, v in zip(trainable, velocity)]
         return trainable, non_trainable, velocity, loss
 
-    return jax.jit(step, donate_argnums=(0, 1, 2)), (trainable, non_trainable, velocity)
+    return jax.jit(hand_train_step, donate_argnums=(0, 1, 2)), (trainable, non_trainable, velocity)
 
 
 def time_jax_step(step, state, images, labels, steps: int, warmup: int):
@@ -431,7 +450,10 @@ def jax_forward_ms(model, images, steps: int, warmup: int) -> float:
 
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
-    forward = jax.jit(lambda t, n, x: model.stateless_call(t, n, x, training=False)[0])
+    def keras_forward(trainable, non_trainable, images):
+        return model.stateless_call(trainable, non_trainable, images, training=False)[0]
+
+    forward = jax.jit(keras_forward)
     for _ in range(warmup):
         out = forward(trainable, non_trainable, images)
     jax.block_until_ready(out)
@@ -446,7 +468,7 @@ def diagnose(keras_side: KerasSide, torch_side, result: dict, args) -> dict:
     """Rows that separate Keras' loop from the compiled graph, and forward from backward."""
     rows = {"keras train_on_batch (per-step host sync)": result["keras_resnets"].get("ms_per_step")}
     if torch_side is not None and "ms_per_step" in result.get("torch", {}):
-        rows["torch train step (compiled)"] = result["torch"]["ms_per_step"]
+        rows[f"torch train step ({'compiled' if torch_side.compiled else 'eager'})"] = result["torch"]["ms_per_step"]
     steps, warmup = args.steps, max(args.warmup, 1)
     attempts = [
         ("jax hand-written step (jit, donated, async)",
@@ -455,23 +477,30 @@ def diagnose(keras_side: KerasSide, torch_side, result: dict, args) -> dict:
          lambda: jax_forward_ms(keras_side.model, keras_side.images, steps, warmup)),
     ]
     if torch_side is not None:
-        attempts.append(("torch forward only (compiled, no_grad)", lambda: torch_side.forward_ms(steps, warmup)))
+        attempts.append((f"torch forward only ({'compiled' if torch_side.compiled else 'eager'}, no_grad)",
+                         lambda: torch_side.forward_ms(steps, warmup)))
+    batch = keras_side.batch
+    print(f"  diagnose {result['name']} (batch {batch}):")
+    print(f"    {'what':<48}{'ms/step':>10}{'images/s':>12}")
+    for label, value in rows.items():
+        print_diagnostic(label, value, batch)
     for label, run in attempts:
         try:
             rows[label] = round(run(), 3)
         except Exception as err:  # one failed diagnostic must not hide the others
             rows[label] = f"failed: {one_line(err)}"
+        print_diagnostic(label, rows[label], batch)
     if args.trace:
         rows["trace"] = _trace(keras_side, args.trace)
-    batch = keras_side.batch
-    print(f"  diagnose {result['name']} (batch {batch}):")
-    print(f"    {'what':<48}{'ms/step':>10}{'images/s':>12}")
-    for label, value in rows.items():
-        if isinstance(value, (int, float)):
-            print(f"    {label:<48}{value:>10.2f}{1000.0 * batch / value:>12.1f}")
-        else:
-            print(f"    {label:<48}  {value}")
+        print_diagnostic("jax.profiler trace", rows["trace"], batch)
     return rows
+
+
+def print_diagnostic(label: str, value, batch: int) -> None:
+    if isinstance(value, (int, float)):
+        print(f"    {label:<48}{value:>10.2f}{1000.0 * batch / value:>12.1f}", flush=True)
+    else:
+        print(f"    {label:<48}  {value}", flush=True)
 
 
 def _hand_step_ms(keras_side: KerasSide, steps: int, warmup: int) -> float:
@@ -497,8 +526,11 @@ def _trace(keras_side: KerasSide, directory: str) -> str:
 
 
 # --- one workload -------------------------------------------------------------------------------------
-def run_workload(name: str, args, device_info: dict, torch_dev, torch_reason) -> dict:
-    """Build, check, warm up and time both sides of workload ``name``; errors are recorded, not raised."""
+def run_workload(name: str, args, device_info: dict, torch_dev, torch_reason, partial: dict) -> dict:
+    """Build, check, warm up and time both sides of workload ``name``; errors are recorded, not raised.
+
+    ``partial`` is the results so far (written with this workload's timings before diagnostics).
+    """
     settings = workload_settings(name, args)
     peak = device_info["peak_bf16_flops"]
     result = {"name": name, "image_size": settings["size"], "batch": settings["batch"],
@@ -553,11 +585,19 @@ def run_workload(name: str, args, device_info: dict, torch_dev, torch_reason) ->
     failed = {}
     for side in sides:  # warm-up: compilation, autotuning, allocation
         try:
-            for _ in range(args.warmup):
-                side.step()
-            side.sync()
+            warm_up(side, args.warmup)
         except Exception as err:
+            if side is torch_side and side.compiled:
+                print(f"  torch.compile failed ({one_line(err)}): timing eager PyTorch instead, recorded as such")
+                side.use_eager(one_line(err))
+                try:
+                    warm_up(side, args.warmup)
+                    continue
+                except Exception as eager_err:
+                    err = eager_err
             failed[side.label] = one_line(err)
+    if torch_side is not None:
+        result["torch"].update(compiled=torch_side.compiled, compile_error=torch_side.compile_error)
     for _ in range(args.rounds):  # alternate the sides, round by round
         for side in sides:
             if side.label in failed:
@@ -584,10 +624,18 @@ def run_workload(name: str, args, device_info: dict, torch_dev, torch_reason) ->
     print_workload(result)
 
     if args.diagnose and "images_per_second" in ours:
+        if args.json:  # keep the timings if a diagnostic runs past the time limit
+            write_json(args.json, {**partial, "workloads": {**partial["workloads"], name: result}})
         result["diagnose"] = diagnose(keras_side, torch_side, result, args)
     for side in sides:
         side.release()
     return result
+
+
+def warm_up(side, steps: int) -> None:
+    for _ in range(steps):
+        side.step()
+    side.sync()
 
 
 def print_workload(result: dict) -> None:
@@ -597,6 +645,8 @@ def print_workload(result: dict) -> None:
             share = f"MFU {side['mfu']:.1%}" if side["mfu"] is not None else "MFU n/a (no bf16 peak known)"
             print(f"  {label:<14}{side['images_per_second']:>10.1f} images/s {side['ms_per_step']:>9.2f} ms/step "
                   f"{side['model_tflops_per_second']:>8.2f} model TFLOP/s  {share}")
+    if result.get("torch", {}).get("compile_error"):
+        print(f"  note: the torch side ran eager: torch.compile failed: {result['torch']['compile_error']}")
     if result["ratio_keras_resnets_over_torch"] is not None:
         print(f"  ratio keras_resnets / torch: {result['ratio_keras_resnets_over_torch']:.2f}x (goal >= 1.0)")
     else:
@@ -619,6 +669,11 @@ def print_summary(results: dict) -> None:
         print(f"{name:<18}{r['image_size']:>4}{r['batch']:>6}{cell(ours, 'images_per_second', '10.1f'):>10}"
               f"{cell(ours, 'mfu', '7.1%'):>7}{cell(theirs, 'images_per_second', '10.1f'):>10}"
               f"{cell(theirs, 'mfu', '7.1%'):>7}{(f'{ratio:.2f}x' if ratio else '-'):>8}")
+    for name, r in results["workloads"].items():
+        if r.get("diagnose"):
+            print(f"diagnose {name} (batch {r['batch']}): {'ms/step':>10}{'images/s':>12}")
+            for label, value in r["diagnose"].items():
+                print_diagnostic(label, value, r["batch"])
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -679,8 +734,36 @@ def write_json(path: str, results: dict) -> None:
     os.replace(tmp, path)
 
 
+def merge_results(paths) -> dict:
+    """One result of several runs on the same device (later files win for a workload measured twice)."""
+    merged = None
+    for path in paths:
+        try:
+            with open(path) as f:
+                part = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"bench_gpu_throughput: error: cannot read {path!r}: {one_line(err)}")
+        if part.get("schema") != SCHEMA:
+            raise SystemExit(f"bench_gpu_throughput: error: {path!r} has schema {part.get('schema')!r}, not {SCHEMA!r}")
+        if merged is None:
+            merged = {**part, "workloads": dict(part["workloads"]), "merged_from": []}
+        elif part["device"]["name"] != merged["device"]["name"]:
+            raise SystemExit(f"bench_gpu_throughput: error: {path!r} was measured on {part['device']['name']!r}, "
+                             f"the others on {merged['device']['name']!r}: not merged")
+        merged["workloads"].update(part["workloads"])
+        merged["merged_from"].append({"file": os.path.basename(path), "date": part["date"],
+                                      "workloads": list(part["workloads"])})
+    return merged
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.merge:
+        results = merge_results(args.merge)
+        if args.json:
+            write_json(args.json, results)
+        print_summary(results)
+        return results
     configure_environment(args)
     import jax
 
@@ -705,7 +788,7 @@ def main(argv=None) -> dict:
     print(f"{args.steps} timed steps x {args.rounds} rounds per side after {args.warmup} warm-up steps"
           + ("" if torch_dev else f"; torch side unavailable: {torch_reason}"))
     for name in args.names:
-        results["workloads"][name] = run_workload(name, args, info, torch_dev, torch_reason)
+        results["workloads"][name] = run_workload(name, args, info, torch_dev, torch_reason, results)
         if args.json:
             write_json(args.json, results)
     print_summary(results)

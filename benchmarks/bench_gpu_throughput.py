@@ -510,16 +510,15 @@ def _hand_step_ms(keras_side: KerasSide, steps: int, warmup: int) -> float:
 
 
 def _trace(keras_side: KerasSide, directory: str) -> str:
-    """A jax.profiler trace of 3 train_on_batch steps and 3 hand-written steps."""
+    """A jax.profiler trace of 2 train_on_batch steps and 2 hand-written steps (kept short: traces are large)."""
     import jax
 
     try:
         step, state = jax_train_step(keras_side.model, keras_side.lr)
-        time_jax_step(step, state, keras_side.images, keras_side.labels, 1, 1)  # compile outside the trace
+        _, state = time_jax_step(step, state, keras_side.images, keras_side.labels, 1, 1)  # compiled before tracing
         with jax.profiler.trace(directory):
-            keras_side.timed(3)
-            step, state = jax_train_step(keras_side.model, keras_side.lr)
-            time_jax_step(step, state, keras_side.images, keras_side.labels, 3, 1)
+            keras_side.timed(2)
+            time_jax_step(step, state, keras_side.images, keras_side.labels, 1, 1)
         return f"written to {directory}"
     except Exception as err:
         return f"failed: {one_line(err)}"
@@ -750,9 +749,23 @@ def merge_results(paths) -> dict:
         elif part["device"]["name"] != merged["device"]["name"]:
             raise SystemExit(f"bench_gpu_throughput: error: {path!r} was measured on {part['device']['name']!r}, "
                              f"the others on {merged['device']['name']!r}: not merged")
-        merged["workloads"].update(part["workloads"])
+        for name, work in part["workloads"].items():
+            merged["workloads"][name] = merge_workload(merged["workloads"].get(name), work)
         merged["merged_from"].append({"file": os.path.basename(path), "date": part["date"],
                                       "workloads": list(part["workloads"])})
+    return merged
+
+
+def merge_workload(earlier, later) -> dict:
+    """``later`` replaces ``earlier`` unless only ``earlier`` has a ratio (a keras-only diagnostic run);
+    diagnostics are kept from either."""
+    if earlier is None:
+        return later
+    keep_earlier = earlier.get("ratio_keras_resnets_over_torch") and not later.get("ratio_keras_resnets_over_torch")
+    merged = dict(earlier if keep_earlier else later)
+    diagnose = later.get("diagnose") or earlier.get("diagnose")
+    if diagnose:
+        merged["diagnose"] = diagnose
     return merged
 
 

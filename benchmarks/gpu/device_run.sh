@@ -17,7 +17,8 @@
 #   env       nvidia-smi, Python/JAX/Keras/PyTorch versions, a one-step Keras-on-JAX smoke test
 #   bench-a   bench_gpu_throughput.py --only resnet50,cifar_resnet56   -> $OUT/gpu_throughput_a.json
 #   bench-b   bench_gpu_throughput.py --only preact_resnet164,densenet121 -> $OUT/gpu_throughput_b.json
-#   diagnose  bench_gpu_throughput.py --only resnet50 --diagnose (jax.profiler trace, XLA HLO dump)
+#   diagnose  bench_gpu_throughput.py --only resnet50 --diagnose --skip-torch (jax.profiler trace, XLA
+#             HLO dump; DIAG_TORCH=1 also times PyTorch again and its forward pass)
 #             -> $OUT/gpu_diagnose.json, $OUT/diagnose_dumps.tgz
 #   train     keras-resnets train --model cifar_resnet20 --dataset digits --epochs 15 on KERAS_BACKEND=jax
 #             -> $OUT/train/{metrics.json,history.csv,curves.png}
@@ -36,7 +37,8 @@ TINY=${TINY:-}
 mkdir -p "$OUT" "$WORK"
 export PY OUT WORK TINY PYTHONUNBUFFERED=1 KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2
 INNER=
-if [ "${1:-}" = "__inner" ]; then INNER=1; shift; else exec > >(tee -a "$OUT/device_run.log") 2>&1; fi
+if [ "${1:-}" = "__inner" ]; then INNER=1; shift; else exec > >(tee -a "$OUT/device_run.log") 2>&1; TEE_PID=$!; fi
+export DIAG_TORCH=${DIAG_TORCH:-}
 
 phases=()
 for arg in $([ -n "$INNER" ] || echo "${@:-all}"); do
@@ -50,8 +52,8 @@ for arg in $([ -n "$INNER" ] || echo "${@:-all}"); do
   esac
 done
 # Longest each phase may take, and the least it is worth starting with.
-declare -A MAX=([env]=90 [bench-a]=330 [bench-b]=420 [diagnose]=300 [train]=200)
-declare -A MIN=([env]=30 [bench-a]=120 [bench-b]=150 [diagnose]=120 [train]=90)
+declare -A MAX=([env]=75 [bench-a]=330 [bench-b]=360 [diagnose]=240 [train]=180)
+declare -A MIN=([env]=30 [bench-a]=120 [bench-b]=150 [diagnose]=100 [train]=60)
 declare -A RESULT=()
 
 if [ -n "$INNER" ]; then
@@ -131,26 +133,34 @@ phase_bench_b() {
 
 phase_diagnose() {
   rm -rf "$WORK/trace" "$WORK/xla"
-  $PY "${BENCH[@]}" --only resnet50 --diagnose --trace "$WORK/trace" --xla-dump "$WORK/xla" --json "$OUT/gpu_diagnose.json"
+  # PyTorch's resnet50 was timed by bench-a; DIAG_TORCH=1 times it again here and adds its forward pass.
+  $PY "${BENCH[@]}" --only resnet50 --diagnose --trace "$WORK/trace" --xla-dump "$WORK/xla" \
+      $([ -n "${DIAG_TORCH:-}" ] || echo --skip-torch) --json "$OUT/gpu_diagnose.json"
 }
 
 pack_dumps() {  # the trace and the training modules' HLO text, in one file under 15 MiB
-  local list="$WORK/dump_files"
+  local all="$WORK/dump_files" limit=$((15 * 1024 * 1024)) dropped=""
   (cd "$WORK" && { find trace -type f 2>/dev/null
                    find xla -type f \( -name '*train_step*optimizations.txt' -o -name '*keras_forward*optimizations.txt' \
-                        -o -name '*train_step*memory-usage-report.txt' \) 2>/dev/null; } > "$list")
-  [ -s "$list" ] || { echo "diagnose: no trace or dump files"; return; }
-  tar -C "$WORK" -czf "$OUT/diagnose_dumps.tgz" -T "$list"
-  if [ "$(stat -c %s "$OUT/diagnose_dumps.tgz")" -gt $((15 * 1024 * 1024)) ]; then
-    grep -v 'before_optimizations' "$list" > "$list.small"
-    tar -C "$WORK" -czf "$OUT/diagnose_dumps.tgz" -T "$list.small"
+                        -o -name '*train_step*memory-usage-report.txt' \) 2>/dev/null; } > "$all")
+  [ -s "$all" ] || { echo "diagnose: no trace or dump files"; return; }
+  cp "$all" "$all.keep"
+  # Largest and least needed first: the raw xplane (trace.json.gz holds the same timeline), HLO before
+  # optimisation, then all HLO.
+  for drop in '' 'xplane.pb$' 'before_optimizations' '^xla/' '.'; do
+    if [ -n "$drop" ]; then grep -v -- "$drop" "$all.keep" > "$all.next"; mv "$all.next" "$all.keep"; dropped="$dropped $drop"; fi
+    rm -f "$OUT/diagnose_dumps.tgz"
+    [ -s "$all.keep" ] || break
+    tar -C "$WORK" -czf "$OUT/diagnose_dumps.tgz" -T "$all.keep"
+    [ "$(stat -c %s "$OUT/diagnose_dumps.tgz")" -le "$limit" ] && break
+  done
+  if [ -f "$OUT/diagnose_dumps.tgz" ] && [ "$(stat -c %s "$OUT/diagnose_dumps.tgz")" -le "$limit" ]; then
+    echo "diagnose: $(wc -l < "$all.keep") of $(wc -l < "$all") files in diagnose_dumps.tgz" \
+         "($(du -h "$OUT/diagnose_dumps.tgz" | cut -f1))${dropped:+; left out to stay under 15 MiB:$dropped}"
+  else
+    rm -f "$OUT/diagnose_dumps.tgz"
+    echo "diagnose: trace and dumps too large to bring back (over 15 MiB even alone); nothing packed"
   fi
-  if [ "$(stat -c %s "$OUT/diagnose_dumps.tgz")" -gt $((15 * 1024 * 1024)) ]; then
-    find "$WORK/trace" -type f | sed "s|^$WORK/||" > "$list.small"
-    tar -C "$WORK" -czf "$OUT/diagnose_dumps.tgz" -T "$list.small"
-    echo "diagnose: HLO dump too large to bring back; trace only"
-  fi
-  echo "diagnose: $(wc -l < "$list") files packed into diagnose_dumps.tgz ($(du -h "$OUT/diagnose_dumps.tgz" | cut -f1))"
 }
 
 phase_train() {
@@ -194,3 +204,5 @@ if [ -n "$results" ]; then
   $PY benchmarks/bench_gpu_throughput.py --merge $results 2>&1 | tail -40
 fi
 echo "device_run: \$OUT holds: $(cd "$OUT" && find . -type f | sort | tr '\n' ' ')"
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # the log is complete before the call returns

@@ -202,3 +202,40 @@ def test_torch_cpu_side_trains_and_gives_a_ratio(tmp_path):
     assert work["torch"]["device"] == "cpu" and work["torch"]["images_per_second"] > 0
     assert work["torch"]["forward_flops_per_image_torch_counter"] == work["forward_flops_per_image"]
     assert work["ratio_keras_resnets_over_torch"] > 0
+
+
+def _result_file(path, device, workloads):
+    path.write_text(json.dumps({"schema": bench.SCHEMA, "date": "2026-01-01T00:00:00+00:00",
+                                "device": {"platform": "gpu", "name": device, "count": 1},
+                                "peak_bf16_flops": 989e12, "workloads": workloads}))
+    return str(path)
+
+
+def test_merge_keeps_ratio_and_adds_diagnostics(tmp_path, capsys):
+    """--merge: a keras-only diagnostic run adds its rows without hiding the earlier ratio; devices must agree."""
+    measured = {"name": "resnet50", "image_size": 224, "batch": 256, "ratio_keras_resnets_over_torch": 0.9,
+                "keras_resnets": {"images_per_second": 2700.0, "mfu": 0.4},
+                "torch": {"images_per_second": 3000.0, "mfu": 0.45}}
+    diagnostic = {"name": "resnet50", "image_size": 224, "batch": 256, "ratio_keras_resnets_over_torch": None,
+                  "keras_resnets": {"images_per_second": 2710.0, "mfu": 0.4}, "torch": {"unavailable": "skipped"},
+                  "diagnose": {"jax hand-written step (jit, donated, async)": 80.0}}
+    a = _result_file(tmp_path / "a.json", "NVIDIA H100 80GB HBM3", {"resnet50": measured})
+    b = _result_file(tmp_path / "b.json", "NVIDIA H100 80GB HBM3", {"resnet50": diagnostic})
+    merged = bench.main(["--merge", a, b, "--json", str(tmp_path / "m.json")])
+    work = merged["workloads"]["resnet50"]
+    assert work["ratio_keras_resnets_over_torch"] == 0.9 and work["torch"]["images_per_second"] == 3000.0
+    assert work["diagnose"] == diagnostic["diagnose"]
+    assert json.loads((tmp_path / "m.json").read_text())["merged_from"][1]["file"] == "b.json"
+    assert "0.90x" in capsys.readouterr().out
+    other = _result_file(tmp_path / "c.json", "NVIDIA H200", {"resnet50": measured})
+    with pytest.raises(SystemExit, match="measured on 'NVIDIA H200'"):
+        bench.main(["--merge", a, other])
+
+
+def test_device_run_refuses_unknown_phase(tmp_path):
+    """device_run.sh names its phases; an unknown one is one line, before anything is installed or run."""
+    script = os.path.join(ROOT, "benchmarks", "gpu", "device_run.sh")
+    proc = subprocess.run(["bash", script, "benchmark"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work")})
+    assert proc.returncode == 2
+    assert "unknown phase 'benchmark'; allowed: all call1 call2" in proc.stdout

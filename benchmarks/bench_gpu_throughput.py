@@ -22,8 +22,9 @@ count for both sides; PyTorch's own FLOP counter is recorded as a cross-check) x
 
 ``--diagnose`` adds, per selected workload, rows that locate a gap: a hand-written JAX train step on
 the same Keras model (``model.stateless_call`` + SGD momentum, ``jax.jit`` with donated buffers,
-no per-step host synchronisation) against Keras' ``train_on_batch``, and the forward pass alone on
-both sides. ``--trace DIR`` writes a ``jax.profiler`` trace of a few steps of each; ``--xla-dump DIR``
+no per-step host synchronisation) against Keras' ``train_on_batch``, Keras ``fit`` on a
+``PyDataset`` of host numpy batches (the real loop without TensorFlow, input copy included), and
+the forward pass alone on both sides. ``--trace DIR`` writes a ``jax.profiler`` trace of a few steps of each; ``--xla-dump DIR``
 makes XLA dump its HLO (set before JAX is imported).
 
 Needs JAX, Keras and keras_resnets, plus PyTorch and torchvision for the baseline; no TensorFlow.
@@ -464,6 +465,36 @@ def jax_forward_ms(model, images, steps: int, warmup: int) -> float:
     return 1000.0 * (time.perf_counter() - started) / steps
 
 
+def keras_fit_ms(keras_side: KerasSide, steps: int) -> float:
+    """ms per step of ``model.fit`` on a ``keras.utils.PyDataset`` of host numpy batches (the loop
+    ``keras_resnets.train`` runs without TensorFlow: a host-to-device copy per step, no per-step sync).
+
+    Two epochs of ``steps`` steps; the second is timed (the train function is already compiled).
+    """
+    import keras
+    import numpy as np
+
+    images, labels = np.asarray(keras_side.images), np.asarray(keras_side.labels)
+
+    class SameBatch(keras.utils.PyDataset):
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, index):
+            return images, labels
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):  # Keras has synchronised the logs by now
+            self.seconds = time.perf_counter() - self.started
+
+    timer = EpochTimer()
+    keras_side.model.fit(SameBatch(), epochs=2, verbose=0, callbacks=[timer])
+    return 1000.0 * timer.seconds / steps
+
+
 def diagnose(keras_side: KerasSide, torch_side, result: dict, args) -> dict:
     """Rows that separate Keras' loop from the compiled graph, and forward from backward."""
     rows = {"keras train_on_batch (per-step host sync)": result["keras_resnets"].get("ms_per_step")}
@@ -475,6 +506,7 @@ def diagnose(keras_side: KerasSide, torch_side, result: dict, args) -> dict:
          lambda: _hand_step_ms(keras_side, steps, warmup)),
         ("keras_resnets forward only (jit, inference)",
          lambda: jax_forward_ms(keras_side.model, keras_side.images, steps, warmup)),
+        ("keras fit, PyDataset of host numpy batches", lambda: keras_fit_ms(keras_side, steps)),
     ]
     if torch_side is not None:
         attempts.append((f"torch forward only ({'compiled' if torch_side.compiled else 'eager'}, no_grad)",

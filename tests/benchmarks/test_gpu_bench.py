@@ -72,6 +72,7 @@ def test_tiny_cpu_run_writes_schema_and_refuses_ratio_without_torch(tmp_path):
     forward = "keras_resnets forward only (jit, inference)"
     assert isinstance(rows[hand], float) and rows[hand] > 0, rows
     assert isinstance(rows[forward], float) and rows[forward] > 0, rows
+    assert isinstance(rows["keras fit, PyDataset of host numpy batches"], float), rows
     assert "summary" in stdout
 
 

@@ -24,8 +24,8 @@ count for both sides; PyTorch's own FLOP counter is recorded as a cross-check) x
 the same Keras model (``model.stateless_call`` + SGD momentum, ``jax.jit`` with donated buffers,
 no per-step host synchronisation) against Keras' ``train_on_batch``, Keras ``fit`` on a
 ``PyDataset`` of host numpy batches (the real loop without TensorFlow, input copy included), and
-the forward pass alone on both sides. ``--trace DIR`` writes a ``jax.profiler`` trace of a few steps of each; ``--xla-dump DIR``
-makes XLA dump its HLO (set before JAX is imported).
+the forward pass alone on both sides. ``--trace DIR`` writes a ``jax.profiler`` trace of a few steps
+of each; ``--xla-dump DIR`` makes XLA dump its HLO (set before JAX is imported).
 
 Needs JAX, Keras and keras_resnets, plus PyTorch and torchvision for the baseline; no TensorFlow.
 Without PyTorch or without a CUDA device the PyTorch side is reported unavailable (with the
@@ -45,7 +45,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -161,7 +160,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown or not names:
-        parser.error(f"--only: unknown workload {unknown[0] if unknown else args.only!r}; allowed: {', '.join(WORKLOADS)}")
+        bad = unknown[0] if unknown else args.only
+        parser.error(f"--only: unknown workload {bad!r}; allowed: {', '.join(WORKLOADS)}")
     args.names = names
     for flag in ("steps", "rounds", "warmup", "batch"):
         value = getattr(args, flag)
@@ -286,13 +286,13 @@ def torch_builder(name: str, args):
     import torch_models
 
     if name == "resnet50" and args.torch_resnet50 == "v1.5":
-        return (lambda classes: torch_models.torchvision_resnet50(classes)), "torchvision resnet50 (its own v1.5 strides)"
-    if name == "cifar_resnet56":
-        return (lambda classes, depth=56: torch_models.cifar_resnet(depth, classes)), torch_models.TORCH_MODELS[name][1]
+        return torch_models.torchvision_resnet50, "torchvision resnet50 (its own v1.5 strides)"
+    description = torch_models.TORCH_MODELS[name][1]
+    if name == "cifar_resnet56":  # --tiny builds shallower nets: the depth is a keyword
+        return (lambda classes, depth=56: torch_models.cifar_resnet(depth, classes)), description
     if name == "preact_resnet164":
-        return (lambda classes, depth=164: torch_models.preact_resnet(depth, classes)), torch_models.TORCH_MODELS[name][1]
-    builder, description = torch_models.TORCH_MODELS[name]
-    return (lambda classes: builder(classes)), description
+        return (lambda classes, depth=164: torch_models.preact_resnet(depth, classes)), description
+    return torch_models.TORCH_MODELS[name][0], description
 
 
 class TorchSide:
@@ -319,7 +319,8 @@ class TorchSide:
         self.compiled = device == "cuda"  # inductor on a CPU needs a C++ toolchain and minutes: eager there
         self.compile_error = None
         self.net = torch.compile(self.model) if self.compiled else self.model
-        self.images = torch.randn(self.batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+        self.images = torch.randn(self.batch, 3, size, size, device=device)
+        self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.labels = torch.randint(0, classes, (self.batch,), device=device)
 
     def use_eager(self, error: str) -> None:

@@ -25,7 +25,7 @@
 # Everything printed also goes to $OUT/device_run.log; the last lines are the phase table and the
 # merged summary. At most 8 files come back from $OUT (here: 8 with `all`), 2 folders deep.
 #
-# Local check without a GPU: SKIP_WHEELS=1 PYTHON=/path/to/python TINY=1 OUT=/tmp/out bash ... all
+# Local check without a GPU: [SKIP_WHEELS=1] PYTHON=/path/to/python TINY=1 OUT=/tmp/out SITE=/tmp/x bash ... all
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -34,6 +34,7 @@ OUT=${OUT:-/tmp/device_out}
 WORK=${WORK:-/tmp/device_work}
 DEADLINE=${DEADLINE:-570}   # seconds for the whole script (the call's limit is 600)
 TINY=${TINY:-}
+SITE=${SITE:-/tmp/site}     # where the carried wheels are installed
 mkdir -p "$OUT" "$WORK"
 export PY OUT WORK TINY PYTHONUNBUFFERED=1 KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2
 INNER=
@@ -60,9 +61,9 @@ if [ -n "$INNER" ]; then
   :  # the outer call installed the wheels and exported PYTHONPATH
 elif [ -z "${SKIP_WHEELS:-}" ]; then
   ls .whl/*.whl >/dev/null 2>&1 || { echo "device_run: error: no .whl/*.whl: run fetch_wheels.sh here and carry .whl"; exit 2; }
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
     || { echo "device_run: error: installing .whl/*.whl failed"; exit 1; }
-  export PYTHONPATH=/tmp/site:$ROOT
+  export PYTHONPATH=$SITE:$ROOT
 else
   export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 fi

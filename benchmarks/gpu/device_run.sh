@@ -2,15 +2,18 @@
 # GPU measurements of docs/distributed.md ("Measuring on a GPU"), in one or two calls of the device
 # machine (Python 3.12, JAX with CUDA, PyTorch, torchvision; no TensorFlow, no Keras, no network).
 #
-# Before: `bash benchmarks/gpu/fetch_wheels.sh` on a machine with the package index (fills .whl/
-# with keras and the dependencies the device lacks, a few MiB). Then the device tool's `run`, with
-#   carry: [".whl"]   timeout_s: 600
-# and as command, either the whole thing in one call (each phase gets what time is left):
-#   bash benchmarks/gpu/device_run.sh all
-# or, safer, two calls (each well inside 10 minutes; the results of the first come back before the
-# second empties $OUT):
-#   bash benchmarks/gpu/device_run.sh call1     # env, bench-a (resnet50, cifar_resnet56), train
-#   bash benchmarks/gpu/device_run.sh call2     # env, bench-b (preact_resnet164, densenet121), diagnose
+# Before: `bash benchmarks/gpu/fetch_wheels.sh` in the root of the checkout whose tree the device tool
+# sends, on a machine with the package index (fills the git-ignored .whl/ with keras and the
+# dependencies the device lacks, about 3 MiB). Then the device tool's run, two calls (each well inside
+# 10 minutes; what the first wrote under $OUT comes back before the second empties it):
+#   run(command="bash benchmarks/gpu/device_run.sh call1", carry=[".whl"], timeout_s=600)
+#       # env, bench-a (resnet50, cifar_resnet56), train
+#   run(command="bash benchmarks/gpu/device_run.sh call2", carry=[".whl"], timeout_s=600)
+#       # env, bench-b (preact_resnet164, densenet121), diagnose
+# or everything in one call, each phase getting what time is left (later phases may be skipped):
+#   run(command="bash benchmarks/gpu/device_run.sh all", carry=[".whl"], timeout_s=600)
+# No `kind` needed (an H100 first, an H200 if none): the device's name is in every result; compare
+# ratios measured on the same device only.
 # Phases can also be named one by one: env bench-a bench-b diagnose train.
 #
 # Phases (each under `timeout`; a failed or timed-out phase is reported and the next one runs):

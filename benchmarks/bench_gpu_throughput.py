@@ -206,10 +206,29 @@ def workload_settings(name: str, args) -> dict:
 
 
 # --- the keras_resnets side ---------------------------------------------------------------------------
-class KerasSide:
-    """A keras_resnets model compiled for bf16 XLA training, and its synthetic batch on the device."""
+class TimedSide:
+    """What both sides share: ``timed`` runs ``step`` (one training step) between two ``sync`` calls."""
 
     label = "keras_resnets"
+
+    def loss_value(self, loss) -> float:
+        return float(loss)
+
+    def timed(self, steps: int) -> float:
+        """Images/s over ``steps`` training steps, device work included."""
+        self.sync()
+        started = time.perf_counter()
+        for _ in range(steps):
+            loss = self.step()
+        self.sync()
+        seconds = time.perf_counter() - started
+        if not math.isfinite(self.loss_value(loss)):
+            raise FloatingPointError(f"{self.label} loss is {self.loss_value(loss)}")
+        return self.batch * steps / seconds
+
+
+class KerasSide(TimedSide):
+    """A keras_resnets model compiled for bf16 XLA training, and its synthetic batch on the device."""
 
     def __init__(self, name: str, settings: dict, lr: float):
         import jax
@@ -244,18 +263,6 @@ class KerasSide:
         import jax
 
         jax.block_until_ready(self.model.trainable_variables[0].value)
-
-    def timed(self, steps: int) -> float:
-        """Images/s over ``steps`` training steps."""
-        self.sync()
-        started = time.perf_counter()
-        for _ in range(steps):
-            loss = self.step()
-        self.sync()
-        seconds = time.perf_counter() - started
-        if not math.isfinite(float(loss)):
-            raise FloatingPointError(f"keras_resnets loss is {loss}")
-        return self.batch * steps / seconds
 
     def release(self):
         import keras
@@ -295,7 +302,7 @@ def torch_builder(name: str, args):
     return torch_models.TORCH_MODELS[name][0], description
 
 
-class TorchSide:
+class TorchSide(TimedSide):
     """The PyTorch network (torch.compile on CUDA, channels_last, bf16 autocast) and its batch."""
 
     label = "torch"
@@ -362,16 +369,8 @@ class TorchSide:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
 
-    def timed(self, steps: int) -> float:
-        self.sync()
-        started = time.perf_counter()
-        for _ in range(steps):
-            loss = self.step()
-        self.sync()
-        seconds = time.perf_counter() - started
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"torch loss is {loss.item()}")
-        return self.batch * steps / seconds
+    def loss_value(self, loss) -> float:
+        return loss.item()
 
     def forward_ms(self, steps: int, warmup: int) -> float:
         """Milliseconds per forward pass alone (no gradients), compiled like the training step."""

@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = train(**keywords(args, FLAGS))
-    except (DatasetUnavailableError, TrainingDivergedError, RunWriteError) as err:
+    except TrainingDivergedError as err:  # a refusal of the settings, like a bad value: status 2
+        print(f"keras-resnets train: error: {err}", file=sys.stderr)
+        return 2
+    except (DatasetUnavailableError, RunWriteError) as err:
         print(f"keras-resnets train: error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(result.metrics, indent=2))

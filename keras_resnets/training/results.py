@@ -6,9 +6,10 @@ import os
 import keras
 import numpy as np
 
-from keras_resnets.runs import RunConfig, RunDir, atomic_write
+from keras_resnets.runs import RunConfig, RunDir
 from keras_resnets.tasks import get_task
 from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
+from keras_resnets.training.callbacks import save_model_file
 
 PREDICTION_IMAGES = 4  # held-out images drawn in predictions.png
 
@@ -65,7 +66,7 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         The content of ``metrics.json``.
     """
     task = get_task(config.task)
-    atomic_write(run.final_model, net.save)
+    save_model_file(net, run.final_model)
     plot_curves(run.history, run.curves, metric=task.metric)
     history = read_history(run.history)
     epochs_run = config.epochs - initial_epoch

@@ -22,6 +22,7 @@ from keras_resnets.training.artifacts import plot_curves, plot_predictions, read
 from keras_resnets.training.callbacks import (
     EpochCheckpoint,
     GuardedBackupAndRestore,
+    HistoryWriter,
     LearningRateLogger,
     NonFiniteLossGuard,
     TrainingDivergedError,
@@ -295,11 +296,12 @@ def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(
     task = get_task(config.task)
     initial_epoch = backed_up_epoch(run.backup) if resume else 0
     previous_best = max(read_history(run.history).get(task.monitor, []), default=-math.inf)
-    guard = NonFiniteLossGuard()
+    guard = NonFiniteLossGuard(warn_explosion=True)
+    # At an epoch's end: history, checkpoints, then the resume state, the commit point (callbacks.py).
     run_callbacks = [
-        guard, LearningRateLogger(), GuardedBackupAndRestore(run.backup, guard),
+        guard, LearningRateLogger(), HistoryWriter(run.history, keep_existing=resume),
         EpochCheckpoint(run.last_weights, run.best_model, guard, monitor=task.monitor, best=previous_best),
-        keras.callbacks.CSVLogger(run.history, append=resume),
+        GuardedBackupAndRestore(run.backup, guard),
         *_tensorboard(run),
         *callbacks,
     ]
@@ -312,8 +314,7 @@ def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(
         reason = _write_failure(err, run)
         if reason is None:
             raise
-        raise RunWriteError(f"cannot write to run {run.path!r}: {reason}; the checkpoints of epoch "
-                            f"{backed_up_epoch(run.backup)} are intact and --resume continues from them",
+        raise RunWriteError(f"cannot write to run {run.path!r}: {reason}; {_kept(run)}",
                             getattr(err, "errno", None)) from None
     return guard, initial_epoch, time.perf_counter() - started
 
@@ -330,6 +331,15 @@ def _tensorboard(run: RunDir) -> list:
     return [keras.callbacks.TensorBoard(run.tensorboard, write_graph=False, profile_batch=0)]
 
 
+def _kept(run: RunDir) -> str:
+    """What a stopped run keeps, naming only files that exist, and what ``--resume`` does with it."""
+    done = backed_up_epoch(run.backup)
+    if done == 0:
+        return "no epoch finished, so nothing is lost: --resume (resume=True) starts it from the first epoch"
+    return (f"{done} finished epoch{'s are' if done > 1 else ' is'} kept ({os.path.join(run.backup, '')}) "
+            f"and --resume (resume=True) continues from epoch {done + 1}")
+
+
 def _write_failure(err: Exception, run: RunDir) -> str | None:
     """Why writing into ``run`` failed, or ``None`` when ``err`` is not a write failure there.
 
@@ -338,7 +348,7 @@ def _write_failure(err: Exception, run: RunDir) -> str | None:
     if isinstance(err, RunWriteError):
         return str(err).split("; ")[0].split(": ", 1)[-1]
     if isinstance(err, OSError):
-        return err.strerror or str(err)
+        return err.strerror or str(err).strip().splitlines()[0]
     first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
     names_run = run.path in first_line or os.path.abspath(run.path) in first_line
     if type(err).__module__.startswith("tensorflow") and names_run:
@@ -347,13 +357,17 @@ def _write_failure(err: Exception, run: RunDir) -> str | None:
 
 
 def raise_diverged(run: RunDir, guard, lr: float) -> None:
-    """Record a diverged run in ``metrics.json`` and raise ``TrainingDivergedError``."""
+    """Record a diverged run in ``metrics.json`` and raise ``TrainingDivergedError`` (naming only files that exist)."""
     epoch, batch, loss = guard.diverged_at
     good = backed_up_epoch(run.backup)
+    weights = run.last_weights if good and os.path.isfile(run.last_weights) else None
     run.write_metrics({"status": "diverged", "diverged_at_epoch": epoch + 1, "diverged_at_batch": batch + 1,
-                       "last_good_epoch": good, "last_good_weights": run.last_weights})
-    raise TrainingDivergedError(
-        f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped. The last good "
-        f"weights (epoch {good}) are in {run.last_weights!r} and resume=True continues from them; "
-        f"try a lower lr (was {lr}) or warmup_steps"
-    )
+                       "diverged_loss": loss, "last_good_epoch": good, "last_good_weights": weights})
+    if weights:
+        kept = (f"The last good weights (epoch {good}) are in {weights!r} and resume=True (--resume) continues "
+                f"from them")
+    else:
+        kept = (f"No epoch finished, so no checkpoint was kept: a rerun starts afresh (remove {run.path!r} or "
+                f"choose another run name)")
+    raise TrainingDivergedError(f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+                                f"{kept}; try a lower lr (was {lr}) or warmup_steps")

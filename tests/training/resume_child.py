@@ -1,7 +1,7 @@
 """Child process of test_resume: train a tiny deterministic run, optionally SIGKILL itself mid-epoch.
 
 Usage: resume_child.py RUNS_DIR RUN_NAME [--kill-at-epoch E --kill-at-batch B] [--resume]
-    [--task classification|segmentation] [--full-disk-after-epoch E]
+    [--task classification|segmentation] [--full-disk-after-epoch E] [--fill-disk-after-epoch E --filler PATH]
 """
 import argparse
 import os
@@ -44,6 +44,30 @@ class FullDiskAfter(keras.callbacks.Callback):
             resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
 
 
+class FillDiskAfter(keras.callbacks.Callback):
+    """After epoch ``epoch`` (0-based) write ``filler`` until its file system is really full (ENOSPC)."""
+
+    def __init__(self, epoch: int, filler: str):
+        super().__init__()
+        self.epoch, self.filler = epoch, filler
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != self.epoch:
+            return
+        chunk = b"\0" * (1 << 16)
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(chunk)
+            except OSError:
+                pass
+            try:
+                while True:
+                    f.write(b"\0")
+            except OSError:
+                pass
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("runs_dir")
@@ -52,11 +76,15 @@ def main():
     parser.add_argument("--kill-at-batch", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--full-disk-after-epoch", type=int)
+    parser.add_argument("--fill-disk-after-epoch", type=int)
+    parser.add_argument("--filler")
     parser.add_argument("--task", default="classification", choices=("classification", "segmentation"))
     args = parser.parse_args()
     callbacks = [KillAt(args.kill_at_epoch, args.kill_at_batch)] if args.kill_at_epoch is not None else []
     if args.full_disk_after_epoch is not None:
         callbacks.append(FullDiskAfter(args.full_disk_after_epoch))
+    if args.fill_disk_after_epoch is not None:
+        callbacks.append(FillDiskAfter(args.fill_disk_after_epoch, args.filler))
     try:
         _train(args, callbacks)
     except OSError as err:

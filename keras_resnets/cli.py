@@ -52,9 +52,17 @@ def main(argv=None) -> int:
         from keras_resnets.data.arrays import TensorFlowRequiredError
 
         if not isinstance(err, TensorFlowRequiredError):
-            raise
+            if (err.name or "").split(".")[0] not in _TENSORFLOW_MODULES:
+                raise
+            err = (f"{args.command} needs {err.name.split('.')[0]}, which is not installed here ({err}); without "
+                   f"TensorFlow, train runs on the JAX backend with the in-memory datasets (digits, "
+                   f"textured_digits, shapes)")
         print(f"keras-resnets {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+# Packages whose absence ends a subcommand with one line (a machine with JAX and Keras only).
+_TENSORFLOW_MODULES = ("tensorflow", "tensorflow_datasets", "tensorflow_model_optimization", "tf_keras")
 
 
 if __name__ == "__main__":

@@ -354,7 +354,11 @@ class RunDir:
             RunError: the name is taken (also when another process created it first).
             RunWriteError: ``runs_dir`` cannot be written.
         """
-        run = cls.check_free(runs_dir, run_name)
+        run = cls(os.path.join(runs_dir, run_name))
+        if run._held_by_another_process():  # appeared since the caller's early check_free: a racing creator
+            raise RunError(f"run directory {run.path!r} already exists (created by another process just now); "
+                           f"choose another run name (--run-name)")
+        cls.check_free(runs_dir, run_name)
         tmp = os.path.join(runs_dir, f".{run_name}.creating-{os.getpid()}")
         staged = RunDir(tmp)
         _remove_quietly(tmp)  # left by a killed process of the same id
@@ -387,6 +391,22 @@ class RunDir:
             raise RunError(f"cannot resume: {run.config!r} does not exist (no run named {run_name!r})")
         run._acquire_lock()
         return run
+
+    def _held_by_another_process(self) -> bool:
+        """Whether a process (another open of the lock, this one's included) holds this run's lock now."""
+        import fcntl
+
+        try:
+            lock = open(self._join(_LOCK))
+        except OSError:
+            return False
+        with lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return False
 
     def _acquire_lock(self) -> None:
         import fcntl

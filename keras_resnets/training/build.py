@@ -84,6 +84,30 @@ def run_model_file(run_dir: str) -> str:
     raise ValueError(f"{run_dir!r} is not a run directory with best.keras or final.keras")
 
 
+def load_model_file(path: str, **kwargs) -> keras.Model:
+    """``keras.saving.load_model(path, **kwargs)`` with the package's layers registered, and an error
+    of our own for a file that is missing or damaged (Keras reports a truncated file as not found).
+
+    Raises:
+        ValueError: one line naming the file and what is wrong with it.
+    """
+    import zipfile
+
+    import keras_resnets.layers  # noqa: F401  registers the package's layers for loading
+
+    if not os.path.isfile(path):
+        raise ValueError(f"model file {path!r} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        broken = f"not a complete .keras archive: {err}"
+    if broken is not None:
+        raise ValueError(f"model file {path!r} exists but is damaged (truncated or corrupt; {broken}); "
+                         f"train the run again or use another model file")
+    return keras.saving.load_model(path, **kwargs)
+
+
 def load_matching_weights(model: keras.Model, run_dir: str) -> list:
     """Copy into ``model`` the weights of every layer of ``run_dir``'s model with the same name and shapes.
 
@@ -93,9 +117,7 @@ def load_matching_weights(model: keras.Model, run_dir: str) -> list:
     Raises:
         ValueError: no layer matches (the two models share nothing).
     """
-    import keras_resnets.layers  # noqa: F401  registers the package's layers for loading
-
-    source = keras.saving.load_model(run_model_file(run_dir), compile=False)
+    source = load_model_file(run_model_file(run_dir), compile=False)
     by_name = {layer.name: layer for layer in source.layers if layer.weights}
     loaded = []
     for layer in model.layers:

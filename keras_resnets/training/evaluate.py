@@ -133,11 +133,9 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
         raise ValueError(f"run {run_dir!r} has no saved model ({which}.keras or final.keras)")
     source = evaluation_split(config, split, data_dir, validation_split, limit)
 
-    import keras
+    from keras_resnets.training.build import load_model_file
 
-    import keras_resnets.layers  # noqa: F401  (registers the custom layers for loading)
-
-    model = keras.saving.load_model(model_path)
+    model = load_model_file(model_path)
     results = {}
     for protocol in protocols:
         started = time.perf_counter()

@@ -5,7 +5,9 @@ JAX and Keras), trains through the ``keras-resnets`` CLI and prints one JSON lin
 
 Usage: no_tensorflow_child.py RUNS_DIR
 """
+import contextlib
 import importlib.abc
+import io
 import json
 import sys
 
@@ -43,6 +45,12 @@ def main(runs_dir: str) -> None:
     findings["cifar10"] = one_line_error(lambda: load_dataset("cifar10"))
     findings["color_blur"] = one_line_error(lambda: load_dataset("digits", augment="crop_flip_color_blur"))
     findings["cli_exit_without_tensorflow"] = cli.main(["train", "--dataset", "cifar10", "--runs-dir", runs_dir])
+    run = f"{runs_dir}/jax-only"
+    for command in (["evaluate", run], ["export", run]):
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            code = cli.main(command)
+        findings[f"{command[0]}_without_tensorflow"] = [code, errors.getvalue().strip().splitlines()]
     shapes = registry.load("shapes", {"num_train": 8, "num_validation": 4}, batch_size=4, image_size=(16, 16))
     images, masks = next(iter(shapes.train(1)))
     findings["shapes"] = [type(shapes).__name__, list(images.shape), str(masks.dtype), list(masks.shape)]

@@ -117,6 +117,28 @@ def test_16_7_resume_with_another_config_names_the_keys(finished_run, capsys):
     assert "differs in model_kwargs (was {\"depth\": 8}, now {\"depth\": 14})" in err
 
 
+def test_a_damaged_model_file_is_named_as_damaged(finished_run, capsys):
+    """A truncated best.keras: evaluate RUN and train --init-from RUN say the file is damaged (Keras says
+    "File not found"), in one line with status 2."""
+    import shutil
+
+    from keras_resnets.cli import main
+
+    broken = finished_run / "broken"
+    shutil.copytree(finished_run / "done", broken)
+    size = os.path.getsize(broken / "best.keras")
+    with open(broken / "best.keras", "r+b") as f:
+        f.truncate(size // 2)
+    for command in (["evaluate", str(broken), "--limit", "8"],
+                    ["train", "--init-from", str(broken), "--runs-dir", str(finished_run), "--run-name", "staged",
+                     "--epochs", "1", "--image-size", "16", "--model-arg", "depth=8", "--recipe", "digits_demo"]):
+        code = main(command)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert f"model file '{broken / 'best.keras'}' exists but is damaged" in err and "not found" not in err
+    assert not (finished_run / "staged").exists()
+
+
 def _create(runs_dir, barrier, queue):
     config = RunConfig(**CONFIG)
     barrier.wait()
@@ -140,6 +162,20 @@ def test_two_processes_creating_the_same_run_exactly_one_wins(tmp_path):
     assert outcomes.count("won") == 1
     assert all("already exists" in o and "\n" not in o for o in outcomes if o != "won")
     assert sorted(os.listdir(tmp_path)) == ["race"]  # no temporary folder left behind
+
+
+def test_a_creator_that_loses_the_race_is_told_so_not_to_resume(tmp_path):
+    """train checks the name early, loads data, builds, then creates: a run another process created in
+    between, and is training now, is reported as created just now (not as one to --resume)."""
+    RunDir.check_free(str(tmp_path), "race")  # the loser's early check passes
+    winner = RunDir.create(str(tmp_path), "race", RunConfig(**CONFIG))
+    try:
+        with pytest.raises(RunError) as lost:
+            RunDir.create(str(tmp_path), "race", RunConfig(**CONFIG))
+    finally:
+        winner.release()
+    assert "created by another process just now" in str(lost.value) and "resume" not in str(lost.value)
+    assert sorted(os.listdir(tmp_path)) == ["race"]
 
 
 def test_a_run_in_use_refuses_a_second_process(tmp_path, digits16):

@@ -131,6 +131,9 @@ def test_cli_trains_and_resumes_on_jax_when_tensorflow_is_not_installed(tmp_path
     assert "digits, textured_digits, shapes" in findings["cifar10"]
     assert findings["color_blur"].startswith("TensorFlowRequiredError: augment='crop_flip_color_blur'")
     assert findings["cli_exit_without_tensorflow"] == 2
+    for command in ("evaluate", "export"):  # one line and status 2, as train's refusals
+        code, lines = findings[f"{command}_without_tensorflow"]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"keras-resnets {command}: error: "), lines
     assert findings["shapes"] == ["ArrayDatasets", [4, 16, 16, 3], "int32", [4, 16, 16]]
     run = tmp_path / "jax-only"
     metrics = json.loads((run / "metrics.json").read_text())

@@ -232,6 +232,8 @@ def load_dataset(
         raise ValueError("expand > 0 needs an augmentation policy other than 'none'; got augment='none'")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3; got {channels!r}")
+    if cache not in (True, False):  # 1 and 0 pass as True and False, as in the streaming check
+        raise ValueError(f"cache must be true or false; got {cache!r}")
     if not arrays_lib.tensorflow_available():
         if name not in (sources.DIGITS, textured_digits.NAME):
             arrays_lib.require_tensorflow(f"dataset {name!r}")

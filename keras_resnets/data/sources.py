@@ -253,6 +253,9 @@ def load_folder(path: str, image_size=(32, 32), channels: int = 3, validation_sp
             readable[i] = False
             continue
         images[i] = tf.cast(tf.round(tf.image.resize(image, image_size)), tf.uint8).numpy()
+    if not readable.any():
+        raise ValueError(f"image folder {path!r}: none of its {len(files)} image files could be read (each was "
+                         f"skipped as unreadable or corrupt)")
     images, labels = images[readable], labels[readable]
     train, validation = _split_validation(images, labels, validation_split, seed)
     return ImageArrays(train, validation, validation, class_names)

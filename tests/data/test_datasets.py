@@ -101,3 +101,37 @@ def test_missing_tfds_dataset_says_where_to_put_the_files(tmp_path):
     message = str(err.value)
     assert str(tmp_path) in message and "tfds build cifar10" in message and "manual" in message
     assert "\n" not in message
+
+
+def _train_on_folder(tmp_path, folder, *extra):
+    from keras_resnets.cli import main
+
+    return main(["train", "--dataset", "folder", "--data-dir", str(folder), "--image-size", "8",
+                 "--model-arg", "depth=8", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--run-name", "x",
+                 *extra])
+
+
+def test_a_folder_whose_every_image_is_unreadable_is_named_in_one_line(tmp_path, capsys):
+    for name in ("cats", "dogs"):
+        os.makedirs(tmp_path / "broken" / name)
+        for i in range(3):
+            (tmp_path / "broken" / name / f"{i}.png").write_bytes(b"not an image")
+    code = _train_on_folder(tmp_path, tmp_path / "broken")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 + 6  # a warning per file, then the error
+    assert lines[-1] == (f"keras-resnets train: error: image folder '{tmp_path / 'broken'}': none of its 6 image "
+                         f"files could be read (each was skipped as unreadable or corrupt)")
+    assert not (tmp_path / "runs" / "x").exists()
+
+
+def test_dataset_option_cache_takes_only_true_or_false(tmp_path, capsys):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        os.makedirs(tmp_path / "images" / name)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    code = _train_on_folder(tmp_path, tmp_path / "images", "--dataset-arg", "cache=maybe")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "keras-resnets train: error: cache must be true or false; got 'maybe'"
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")

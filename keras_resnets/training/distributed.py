@@ -200,7 +200,8 @@ def _global_batch_size(arguments: dict) -> int:
         return arguments["datasets"].batch_size
     from keras_resnets.training.steps import task_of
 
-    name = arguments["recipe"] or task_of(arguments["model"], arguments["dataset"]).default_recipe
+    task = task_of(arguments["model"], arguments["dataset"])
+    name = arguments["recipe"] or recipes_lib.default_recipe(arguments["model"], task)
     recipe = recipes_lib.get_recipe(name)
     return recipes_lib.with_overrides(recipe, batch_size=arguments["batch_size"]).batch_size
 

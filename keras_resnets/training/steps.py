@@ -160,7 +160,7 @@ def plan_run(args: dict) -> TrainPlan:
     from keras_resnets.runs import default_run_name
 
     task = task_of(args["model"], args["dataset"])
-    recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or task.default_recipe), **{
+    recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or recipes_lib.default_recipe(args["model"], task)), **{
         k: args[k] for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode",
                              "schedule", "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")})
     validate_recipe(recipe)

@@ -174,6 +174,7 @@ def tune(
     """
     from keras_resnets.runs import RunDir, write_json
     from keras_resnets.training import get_recipe, resolve_jit_compile
+    from keras_resnets.training.recipes import default_recipe
     from keras_resnets.training.steps import task_of
     from keras_resnets.tuning.tuners import build_tuner, make_objective, validate_settings
 
@@ -182,7 +183,7 @@ def tune(
                       executions_per_trial=executions_per_trial)
     task = task_of(model, dataset)
     search_objective = make_objective(objective, direction, task.name)
-    recipe = recipe or task.default_recipe
+    recipe = recipe or default_recipe(model, task)
     base_recipe = get_recipe(recipe)
     if classifier_activation == "auto":
         classifier_activation = task.default_classifier_activation

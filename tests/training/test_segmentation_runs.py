@@ -63,6 +63,25 @@ def test_mean_iou_is_in_the_progress_line(runs, capsys):
     assert json.load(open(runs / "vgg" / "metrics.json"))["model"] == "dilation8_context"
 
 
+@pytest.mark.parametrize("recipe, explodes", [(None, False), ("shapes_segmentation", True)])
+def test_vgg_front_end_trains_under_its_recipe_and_an_exploding_loss_warns_at_once(runs, capsys, recipe, explodes):
+    """dilation8_context (VGG-16, no batch normalisation) defaults to dilation_shapes (Adam 1e-4); under
+    the segmentation recipe (Adam 1e-2) its loss explodes in the first epoch, and one warning line says so."""
+    from keras_resnets.cli import main
+
+    name = f"vgg-{recipe}"
+    code = main(["train", "--model", "dilation8_context", "--dataset", "shapes", *SHAPES, "--dataset-arg",
+                 "num_train=32", "--batch-size", "8", "--model-arg", "fc_width=16", "--epochs", "1",
+                 "--runs-dir", str(runs), "--run-name", name, "--quiet", *(["--recipe", recipe] if recipe else [])])
+    err = capsys.readouterr().err
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "warning: the training loss exploded" in line]
+    assert len(warnings) == (1 if explodes else 0), err[-2000:]
+    assert warnings == [] or " at epoch 1, batch " in warnings[0]
+    config = RunConfig.load(runs / name)
+    assert config.recipe == (recipe or "dilation_shapes")
+
+
 def _validation_miou(model, data) -> float:
     from keras_resnets.metrics import MeanIoU
 

@@ -210,7 +210,7 @@ def test_full_disk_mid_run_is_one_line_and_keeps_earlier_checkpoints(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot write") and "intact" in last
+    assert last.startswith("error: cannot write") and "1 finished epoch is kept" in last
     run = RunDir(str(tmp_path / "full"))
     import keras
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def parse_image_size(text: str):
@@ -30,6 +31,17 @@ def parse_key_value(text: str):
         return key, value
 
 
+def registered_model(name: str) -> str:
+    """A registered model name (checked against the registry's catalog, before anything heavy loads)."""
+    from keras_resnets.models.registry import get_entry
+
+    try:
+        get_entry(name)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
+
 class OwnedChoices:
     """The choices of a CLI option, read from the module that owns them, when first needed.
 
@@ -47,7 +59,11 @@ class OwnedChoices:
     def values(self) -> list:
         import importlib
 
+        from keras_resnets.environment import start_quietly
+
         module, _, name = self.owner.partition(":")
+        if module not in sys.modules:  # some owners sit beside TensorFlow code
+            start_quietly()
         value = getattr(importlib.import_module(module), name)
         return list(value() if callable(value) else value)
 
@@ -68,7 +84,7 @@ def _choice(owner: str, help_text: str, **kwargs) -> dict:
 # The option schema shared by the CLIs and by train()/tune(): option -> (group, argparse keywords).
 # Each option's dest is the keyword of train()/tune() it sets, except those in KEYWORD_OF.
 OPTIONS = {
-    "--model": ("model", dict(default="cifar_resnet20", help="registered model name (default: %(default)s)")),
+    "--model": ("model", dict(default="cifar_resnet20", type=registered_model, help="registered model name (default: %(default)s)")),
     "--activation": ("model", dict(help="activation of the residual units (relu, leaky_relu, tanh, sigmoid, ...)")),
     "--model-arg": ("model", dict(action="append", type=parse_key_value, default=[], metavar="KEY=VALUE",
                                   help="any other create_model keyword, e.g. depth=8 (repeatable)")),

@@ -66,5 +66,12 @@ def run(args) -> int:
         print(summary)
     if report.get("auto"):
         print(report["auto"]["reason"])
+    selection = report.get("keep_float")
+    if selection:
+        layers = selection["layers"]
+        print(f"kept {len(layers)} of {len(report['sensitivity']['layers'])} quantized layers in float"
+              + (f": {', '.join(layers)}" if layers else " (int8 alone meets the budget)"))
+    if report.get("sensitivity", {}).get("chart"):
+        print(f"per-layer int8 sensitivity: {result.artifact.parent / report['sensitivity']['chart']}")
     print(f"report: {result.report_md}")
     return 0

@@ -86,3 +86,6 @@ for _depth in (18, 50, 101):
     register_model(f"dilated_resnet{_depth}_seg", _SEGMENTATION, family="segmentation",
                    description=f"dilated ResNet-{_depth} at 1/8 + basic context module, bilinear upsampling",
                    backbone=f"resnet{_depth}", context="basic")
+register_model("dilated_resnet18_seg_narrow", _SEGMENTATION, family="segmentation",
+               description="dilated_resnet18_seg at a quarter of the widths (16-128): the CPU-sized quick start",
+               backbone="resnet18", context="basic", backbone_kwargs={"stage_widths": (16, 32, 64, 128), "stem_width": 16})

@@ -29,10 +29,10 @@ COMMANDS = {
 }
 
 
-def run_once(code_and_args: list, env: dict) -> tuple[float, float]:
-    """(wall seconds, max RSS in MB) of one fresh ``python -c`` process."""
+def run_once(code_and_args: list, env: dict, root: str) -> tuple[float, float]:
+    """(wall seconds, max RSS in MB) of one fresh ``python -c`` process, run in ``root`` (first on sys.path)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", *code_and_args], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", *code_and_args], env=env, cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)
     return time.perf_counter() - start, usage.ru_maxrss / 1024
@@ -43,13 +43,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(args.root)}
+    args.root = os.path.abspath(args.root)
+    env = {**os.environ, "PYTHONPATH": args.root}
     load = os.getloadavg()[0]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load {load:.1f}, "
           f"Python {platform.python_version()}, {args.repeat} runs each, package from {args.root}\n")
     print("| command | median wall (s) | max RSS (MB) |\n|---|---:|---:|")
     for label, code in COMMANDS.items():
-        runs = [run_once(code, env) for _ in range(args.repeat)]
+        runs = [run_once(code, env, args.root) for _ in range(args.repeat)]
         wall = statistics.median(r[0] for r in runs)
         rss = statistics.median(r[1] for r in runs)
         flag = "" if label.endswith("(reference)") or wall < GOAL_SECONDS else f" (over the {GOAL_SECONDS:.0f} s goal)"

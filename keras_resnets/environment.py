@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 QUIET_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",  # C++ INFO and WARNING (converter, grappler, XLA) off; errors still shown
@@ -43,6 +44,9 @@ def apply_quiet_logging() -> None:
         return
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    # TensorFlow's quantization debugger (the int8 sensitivity report) still builds tf.lite.Interpreter, whose
+    # deprecation warning names a file of the installation and asks nothing of the user.
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated", category=UserWarning)
     # Python-side loggers: "INFO:tensorflow:Assets written to ..." and absl's chatter during export.
     for name in ("tensorflow", "absl"):
         logger = logging.getLogger(name)

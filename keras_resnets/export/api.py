@@ -143,8 +143,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     elif keep is not None:
         flatbuffer, selection = job.convert_selective(keep)
         # no layer kept in float: the artifact is plain int8 and named so
+        precision = SELECTIVE if selection["layers"] else "int8"
         variant = planned[0] if selection["layers"] else naming.variant("int8")
-        section, failed = job.verify(flatbuffer, SELECTIVE)
+        section, failed = job.verify(flatbuffer, precision)
         _raise_on_failure(variant, section, failed)
         extra = {"keep_float": selection, **job.sensitivity_extra(variant)}
     else:

@@ -7,11 +7,13 @@ environment *before* ``import tensorflow``; setting them later silences nothing.
 A few lines are printed by the loader before TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` (absl's
 "All log messages before absl::InitializeLog()" banner, "Could not find cuda drivers", and, where the CUDA
 build of ``tensorflow`` is installed beside ``tensorflow-cpu`` as ``tf_keras`` requires, "failed call to
-cuInit" on a machine without a GPU). :func:`import_tensorflow_quietly` imports TensorFlow and lists its
-devices with the process's stderr captured, drops exactly those known lines, and writes everything else back.
+cuInit" on a machine without a GPU), and the TFLite converter and interpreter print a line per call.
+:func:`native_noise_filtered` captures the process's stderr, drops exactly those known lines and writes
+everything else back; :func:`import_tensorflow_quietly` imports TensorFlow and lists its devices inside it.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -31,6 +33,9 @@ _LOADER_NOISE = re.compile(
     r"|^[IW]\d{4} [\d:. ]+\d+ (port|cpu_feature_guard|cudart_stub|cuda_executor|cuda_dnn|cuda_fft|cuda_blas)\.cc:\d+\]"
     r"|^E\d{4} [\d:. ]+\d+ cuda_(platform|executor)\.cc:\d+\] failed call to cuInit"
     r"|^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$"
+    # the TFLite converter's and interpreter's own prints (not TensorFlow's logging: its levels miss them)
+    r"|^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$"
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 
 
@@ -54,25 +59,19 @@ def apply_quiet_logging() -> None:
             logger.setLevel(logging.ERROR)
 
 
-def import_tensorflow_quietly():
-    """``import tensorflow`` (and enumerate its devices) without its loader noise; returns the module.
-
-    Free once TensorFlow is imported. Anything TensorFlow prints that is not a known start-up line is
-    written back to stderr unchanged.
-    """
-    apply_quiet_logging()
-    if "tensorflow" in sys.modules or _verbose():
-        import tensorflow as tf
-
-        return tf
+@contextlib.contextmanager
+def native_noise_filtered():
+    """Capture the process's stderr (file descriptor 2, so C++ prints too) and write it back without the
+    known noise lines when the block ends (also when it raises). Does nothing with ``KERAS_RESNETS_VERBOSE_TF=1``."""
+    if _verbose():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the cuInit attempt happens here, inside the capture
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -83,6 +82,22 @@ def import_tensorflow_quietly():
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def import_tensorflow_quietly():
+    """``import tensorflow`` (and enumerate its devices) without its loader noise; returns the module.
+
+    Free once TensorFlow is imported. Anything TensorFlow prints that is not a known start-up line is
+    written back to stderr unchanged.
+    """
+    apply_quiet_logging()
+    if "tensorflow" not in sys.modules:
+        with native_noise_filtered():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the cuInit attempt happens here, inside the capture
+    import tensorflow as tf
+
     return tf
 
 

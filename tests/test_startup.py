@@ -54,3 +54,15 @@ def test_cli_without_a_model_loads_no_backend(argv, code, expect):
 
 def test_the_checks_see_a_backend_when_one_loads():
     assert heavy_modules_after("import keras_resnets\nkeras_resnets.get_entry('resnet18').keywords()") != []
+
+
+def test_native_noise_is_dropped_and_everything_else_comes_back():
+    code = (
+        "import os\nfrom keras_resnets.environment import native_noise_filtered\n"
+        "with native_noise_filtered():\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
+        "    os.write(2, b'E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n')\n"
+        "    os.write(2, b'a real error\\n')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, "PYTHONPATH": ROOT, "KERAS_RESNETS_VERBOSE_TF": ""})
+    assert proc.returncode == 0 and proc.stderr == "a real error\n", proc.stderr

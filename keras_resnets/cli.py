@@ -45,10 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args._backend is not None:
-        start_quietly(uses_tensorflow=args._backend == "tensorflow")
-    module = importlib.import_module(args._module)
     try:
+        if isinstance(getattr(args, "model", None), str):  # a mistyped name fails before anything heavy loads
+            from keras_resnets.models.registry import get_entry
+
+            get_entry(args.model)
+        if args._backend is not None:
+            start_quietly(uses_tensorflow=args._backend == "tensorflow")
+        module = importlib.import_module(args._module)
         return int(module.run(args) or 0)
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"keras-resnets {args.command}: error: {err}", file=sys.stderr)

@@ -31,17 +31,6 @@ def parse_key_value(text: str):
         return key, value
 
 
-def registered_model(name: str) -> str:
-    """A registered model name (checked against the registry's catalog, before anything heavy loads)."""
-    from keras_resnets.models.registry import get_entry
-
-    try:
-        get_entry(name)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return name
-
-
 class OwnedChoices:
     """The choices of a CLI option, read from the module that owns them, when first needed.
 
@@ -84,7 +73,7 @@ def _choice(owner: str, help_text: str, **kwargs) -> dict:
 # The option schema shared by the CLIs and by train()/tune(): option -> (group, argparse keywords).
 # Each option's dest is the keyword of train()/tune() it sets, except those in KEYWORD_OF.
 OPTIONS = {
-    "--model": ("model", dict(default="cifar_resnet20", type=registered_model, help="registered model name (default: %(default)s)")),
+    "--model": ("model", dict(default="cifar_resnet20", help="registered model name (default: %(default)s)")),
     "--activation": ("model", dict(help="activation of the residual units (relu, leaky_relu, tanh, sigmoid, ...)")),
     "--model-arg": ("model", dict(action="append", type=parse_key_value, default=[], metavar="KEY=VALUE",
                                   help="any other create_model keyword, e.g. depth=8 (repeatable)")),

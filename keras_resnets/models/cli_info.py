@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from keras_resnets.cli_args import parse_key_value, registered_model
+from keras_resnets.cli_args import parse_key_value
 
 
 def _shape(text: str) -> tuple:
@@ -17,7 +17,7 @@ def _shape(text: str) -> tuple:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", type=registered_model, help="registered model name (see `keras-resnets list`)")
+    parser.add_argument("model", help="registered model name (see `keras-resnets list`)")
     parser.add_argument("--input-shape", type=str, default=None, help="e.g. 224,224,3 (default: the model's)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes of the classifier")
     parser.add_argument("--set", action="append", default=[], type=parse_key_value, metavar="KEY=VALUE",

@@ -34,7 +34,7 @@ def test_cli_bad_model_is_one_line():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("keras-resnets")]
-    assert lines == ["keras-resnets info: error: argument model: unknown model 'resnet51'; did you mean resnet50, resnet18, resnet152? "
+    assert lines == ["keras-resnets info: error: unknown model 'resnet51'; did you mean resnet50, resnet18, resnet152? "
                      "(see keras_resnets.list_models(); " + f"{len(keras_resnets.list_models())} registered)"]
     assert "Traceback" not in proc.stderr
 

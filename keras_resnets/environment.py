@@ -31,12 +31,20 @@ QUIET_ENVIRONMENT = {
 _LOADER_NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|^[IW]\d{4} [\d:. ]+\d+ (port|cpu_feature_guard|cudart_stub|cuda_executor|cuda_dnn|cuda_fft|cuda_blas)\.cc:\d+\]"
-    r"|^E\d{4} [\d:. ]+\d+ cuda_(platform|executor)\.cc:\d+\] failed call to cuInit"
     r"|^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$"
     # the TFLite converter's and interpreter's own prints (not TensorFlow's logging: its levels miss them)
     r"|^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$"
     r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
+
+
+# The CUDA build's failed driver probe: noise on a machine without an NVIDIA device, news on one with.
+_NO_GPU_NOISE = re.compile(r"^E\d{4} [\d:. ]+\d+ cuda_(platform|executor)\.cc:\d+\] failed call to cuInit")
+
+
+def _is_noise(line: str) -> bool:
+    return bool(_LOADER_NOISE.search(line)) or (
+        not os.path.exists("/dev/nvidiactl") and bool(_NO_GPU_NOISE.search(line)))
 
 
 def _verbose() -> bool:
@@ -78,7 +86,7 @@ def native_noise_filtered():
             os.close(saved)
             captured.seek(0)
             kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not _LOADER_NOISE.search(line)]
+                    if not _is_noise(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

@@ -83,6 +83,9 @@ def compare_with_tflite(result) -> None:
     print(f"  size / latency  {report['size_bytes'] / 1024:.0f} KiB ({report.get('size_vs_float32') or 1.0:.2f}x float32), "
           f"median {latency['median_ms']:.2f} ms vs float32 {float32['median_ms']:.2f} ms, {latency['threads']} threads")
     print(f"  artifact        {exported.artifact}  (report {exported.report_md})")
+    chart = (report.get("sensitivity") or {}).get("chart")
+    if chart:
+        print(f"  int8 per layer  {exported.artifact.parent / chart}  ({report['sensitivity']['subject']})")
 
 
 def short_search(runs_dir: str = "runs"):

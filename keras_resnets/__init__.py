@@ -5,11 +5,11 @@ training, tuning and export use TensorFlow and are imported on first use (traini
 datasets also runs without TensorFlow, on JAX: ``keras_resnets.data.arrays``).
 """
 from keras_resnets.models import create_model, get_entry, list_models
-import keras_resnets.metrics  # noqa: F401,E402  registers MeanIoU/PixelAccuracy so compiled segmentation runs load
 
 __version__ = "0.1.0"
 
-# TensorFlow-backed entry points, imported lazily so `import keras_resnets` stays light.
+# Importing the package loads neither Keras nor TensorFlow: the registry's names come from a catalog, and
+# these entry points (and the builders behind create_model) import their modules on first use.
 _LAZY = {
     "from_keras_applications": "keras_resnets.models.port",
     "profile_model": "keras_resnets.models.profile",
@@ -22,6 +22,10 @@ _LAZY = {
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+
+        from keras_resnets.environment import start_quietly
+
+        start_quietly()
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keras_resnets' has no attribute {name!r}")

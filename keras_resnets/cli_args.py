@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def parse_image_size(text: str):
@@ -47,7 +48,11 @@ class OwnedChoices:
     def values(self) -> list:
         import importlib
 
+        from keras_resnets.environment import start_quietly
+
         module, _, name = self.owner.partition(":")
+        if module not in sys.modules:  # some owners sit beside TensorFlow code
+            start_quietly()
         value = getattr(importlib.import_module(module), name)
         return list(value() if callable(value) else value)
 

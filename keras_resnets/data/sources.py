@@ -7,6 +7,7 @@ pure function of ``(seed, epoch)``: a resumed run sees exactly the batches an un
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,7 +121,8 @@ def _tfds_split(builder, split: str, image_size, channels):
     ds = builder.as_dataset(split=split, as_supervised=True).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     total = int(ds.cardinality()) if int(ds.cardinality()) >= 0 else None
     xs, ys = [], []
-    with tqdm(total=total, desc=f"reading {builder.name}[{split}]", unit="img", leave=False) as bar:
+    with tqdm(total=total, desc=f"reading {builder.name}[{split}]", unit="img", leave=False,
+              disable=not sys.stderr.isatty()) as bar:  # no bar fragments in a redirected log
         for x, y in ds.batch(1024).as_numpy_iterator():
             xs.append(x)
             ys.append(y)

@@ -26,4 +26,7 @@ __all__ = sorted(_LAZY)
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'keras_resnets.export' has no attribute {name!r}")
+    from keras_resnets.environment import start_quietly
+
+    start_quietly()
     return getattr(importlib.import_module(_LAZY[name]), name)

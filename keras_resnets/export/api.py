@@ -141,9 +141,11 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         if precision == "int8":
             extra.update(job.sensitivity_extra(variant, subject=SOURCE_BEFORE_QAT))
     elif keep is not None:
-        variant = planned[0]
         flatbuffer, selection = job.convert_selective(keep)
-        section, failed = job.verify(flatbuffer, SELECTIVE)
+        # no layer kept in float: the artifact is plain int8 and named so
+        precision = SELECTIVE if selection["layers"] else "int8"
+        variant = planned[0] if selection["layers"] else naming.variant("int8")
+        section, failed = job.verify(flatbuffer, precision)
         _raise_on_failure(variant, section, failed)
         extra = {"keep_float": selection, **job.sensitivity_extra(variant)}
     else:
@@ -381,6 +383,9 @@ class _Job:
                           "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]}}
         if choice["precision"] in ("int8", SELECTIVE):
             extra.update(self.sensitivity_extra(choice["variant"]))
+        else:  # the per-layer chart of the int8 candidate considered, which tells what int8 would cost
+            extra.update(self.sensitivity_extra(int8["variant"], subject=f"the int8 candidate {int8['variant']} "
+                                                f"(considered, not chosen)"))
         if choice["precision"] == SELECTIVE:
             extra["keep_float"] = selection
         self._last_runner = TFLiteRunner(choice["_flatbuffer"], num_threads=self.num_threads)

@@ -46,17 +46,19 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Export and print where the artifact and report went."""
+    from keras_resnets.environment import native_noise_filtered
     from keras_resnets.export.api import export_model
     from keras_resnets.export.optimize import FineTuneOptions
 
-    result = export_model(
-        args.source, to=args.to, quantize=args.quantize, prune=args.prune, dataset=args.dataset,
-        output_dir=args.output, force=args.force, io_type=args.io_type, dynamic_batch=args.dynamic_batch,
-        include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
-        num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
-        eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
-        optimize_for=args.optimize_for,
-        fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate, qat_path=args.qat_path))
+    with native_noise_filtered():  # the converter's and interpreter's per-call prints; other stderr comes back
+        result = export_model(
+            args.source, to=args.to, quantize=args.quantize, prune=args.prune, dataset=args.dataset,
+            output_dir=args.output, force=args.force, io_type=args.io_type, dynamic_batch=args.dynamic_batch,
+            include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
+            num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
+            eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
+            optimize_for=args.optimize_for,
+            fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate, qat_path=args.qat_path))
     from keras_resnets.export.report import summary_line
 
     report = result.report
@@ -66,5 +68,12 @@ def run(args) -> int:
         print(summary)
     if report.get("auto"):
         print(report["auto"]["reason"])
+    selection = report.get("keep_float")
+    if selection:
+        layers = selection["layers"]
+        print(f"kept {len(layers)} of {len(report['sensitivity']['layers'])} quantized layers in float"
+              + (f": {', '.join(layers)}" if layers else " (int8 alone meets the budget)"))
+    if report.get("sensitivity", {}).get("chart"):
+        print(f"per-layer int8 sensitivity: {result.artifact.parent / report['sensitivity']['chart']}")
     print(f"report: {result.report_md}")
     return 0

@@ -156,11 +156,21 @@ def sensitivity_chart(rows, title: str, top: int = 30) -> bytes:
     shown = rows[:top]
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(shown) + 1.4))
     labels = [f"{r['layer']} ({r['op']})" for r in shown]
-    ax.barh(range(len(shown)), [r[SENSITIVITY_METRIC] for r in shown], color="#c0504d")
-    ax.axvline(ROUNDING_RMSE_OVER_SCALE, color="grey", linestyle="--", linewidth=1, label="rounding only")
+    values = [r[SENSITIVITY_METRIC] for r in shown]
+    # The axis spans the values (and the rounding-only line), not 0..max: close values stay apart.
+    low, high = min(*values, ROUNDING_RMSE_OVER_SCALE), max(*values, ROUNDING_RMSE_OVER_SCALE)
+    pad = 0.08 * (high - low or high or 1.0)
+    left = max(0.0, low - pad)
+    ax.barh(range(len(shown)), [v - left for v in values], left=left, color="#c0504d")
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.3f}", va="center", fontsize=6)
+    ax.set_xlim(left, high + 2 * pad)
+    ax.axvline(ROUNDING_RMSE_OVER_SCALE, color="grey", linestyle="--", linewidth=1,
+               label=f"rounding only ({ROUNDING_RMSE_OVER_SCALE:.2f})")
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("RMSE / scale of the layer's int8 output\n(higher is worse)")
+    ax.set_xlabel("RMSE / scale of the layer's int8 output (higher is worse)"
+                  + (f"\naxis starts at {left:.2f}, not 0" if left > 0 else ""))
     ax.set_title(title + ("" if len(rows) <= top else f" (top {top} of {len(rows)})"), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

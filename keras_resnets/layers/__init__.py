@@ -5,6 +5,7 @@ from keras_resnets.layers.dense import dense_block, dense_layer, transition_laye
 from keras_resnets.layers.regularization import StochasticDepth
 from keras_resnets.layers.shortcuts import DOWNSAMPLING, SHORTCUTS, ChannelZeroPad
 from keras_resnets.layers.units import MERGES, PLACEMENTS, UNIT_KINDS, UnitSpec, conv2d, residual_unit
+import keras_resnets.metrics  # noqa: F401,E402  registers MeanIoU/PixelAccuracy so compiled segmentation runs load
 
 __all__ = [
     "ChannelZeroPad",

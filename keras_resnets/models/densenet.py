@@ -17,7 +17,6 @@ from keras_resnets.layers.activations import activation_layer, resolve_activatio
 from keras_resnets.layers.dense import dense_block, dense_kernel_initializer, transition_layer
 from keras_resnets.models.base import allow_deep_graphs, classification_head, load_weights, model_input
 from keras_resnets.models.port import register_port
-from keras_resnets.models.registry import register_model
 
 DENSENET_STEMS = ("imagenet", "cifar")
 BN_EPSILON = 1.001e-5
@@ -171,33 +170,6 @@ def CifarDenseNet(depth: int = 40, *, growth_rate: int = 12, bottleneck: bool = 
 
 CifarDenseNet.forwards_to = DenseNet
 CifarDenseNet.fixed_keywords = ("block_depths", "stem")
-
-
-# --- the named models --------------------------------------------------------------------------
-IMAGENET_BLOCK_DEPTHS = {
-    121: (6, 12, 24, 16),
-    169: (6, 12, 32, 32),
-    201: (6, 12, 48, 32),
-    264: (6, 12, 64, 48),
-}
-for _depth, _blocks in IMAGENET_BLOCK_DEPTHS.items():
-    register_model(f"densenet{_depth}", DenseNet, family="densenet",
-                   description=f"DenseNet-BC-{_depth} for ImageNet (Huang et al. 2017), k=32, blocks {_blocks}",
-                   block_depths=_blocks)
-
-_CIFAR = {
-    # name: (L, k, bottleneck and compression)
-    "cifar_densenet40": (40, 12, False),
-    "cifar_densenet100": (100, 12, False),
-    "cifar_densenet100_k24": (100, 24, False),
-    "cifar_densenet_bc100": (100, 12, True),
-    "cifar_densenet_bc250": (250, 24, True),
-    "cifar_densenet_bc190": (190, 40, True),
-}
-for _name, (_depth, _k, _bc) in _CIFAR.items():
-    register_model(_name, CifarDenseNet, family="cifar_densenet",
-                   description=f"CIFAR DenseNet{'-BC' if _bc else ''} (L={_depth}, k={_k})",
-                   depth=_depth, growth_rate=_k, bottleneck=_bc, compression=0.5 if _bc else 1.0)
 
 
 # --- keras.applications port ---------------------------------------------------------------------

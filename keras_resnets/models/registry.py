@@ -12,9 +12,11 @@ import difflib
 import fnmatch
 import inspect
 import re
-from typing import Callable
+import importlib
+from typing import Callable, Union
 
-import keras
+# Keras is imported only when a model is built: names, families and descriptions (``keras-resnets list``)
+# come from the catalog (keras_resnets/models/catalog.py), whose builders are "module:function" references.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,14 +24,31 @@ class ModelEntry:
     """A registered model: the builder and the keywords that configure it."""
 
     name: str
-    builder: Callable[..., keras.Model]
+    builder_ref: Union[Callable, str]  # the builder, or "module:function" imported on first use
     defaults: dict
     family: str
     description: str
 
+    @property
+    def builder(self) -> Callable:
+        """The builder function (imports its module, and so Keras, on first use)."""
+        if callable(self.builder_ref):
+            return self.builder_ref
+        from keras_resnets.environment import start_quietly
+
+        start_quietly(uses_tensorflow=False)
+        module, _, attr = self.builder_ref.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
     def keywords(self) -> list[str]:
         """Every keyword ``create_model`` accepts for this model."""
         return sorted(builder_keywords(self.builder) - {"name"})
+
+    def check_defaults(self) -> None:
+        """``ValueError`` if a default is not a keyword of the builder."""
+        unknown = sorted(set(self.defaults) - builder_keywords(self.builder))
+        if unknown:
+            raise ValueError(f"{self.builder.__name__} does not take {unknown} (registering {self.name!r})")
 
 
 def builder_keywords(builder) -> set[str]:
@@ -48,14 +67,18 @@ def builder_keywords(builder) -> set[str]:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, builder: Callable[..., keras.Model], *, family: str, description: str, **defaults):
-    """Register ``name`` as ``builder(**defaults)``; keywords given to ``create_model`` override defaults."""
+def register_model(name: str, builder: Union[Callable, str], *, family: str, description: str, **defaults):
+    """Register ``name`` as ``builder(**defaults)``; keywords given to ``create_model`` override defaults.
+
+    ``builder`` is a function, or a ``"module:function"`` reference imported when the model is first built
+    (its defaults are checked then; a function's are checked now).
+    """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    unknown = sorted(set(defaults) - builder_keywords(builder))
-    if unknown:
-        raise ValueError(f"{builder.__name__} does not take {unknown} (registering {name!r})")
-    _REGISTRY[name] = ModelEntry(name, builder, dict(defaults), family, description)
+    entry = ModelEntry(name, builder, dict(defaults), family, description)
+    if callable(builder):
+        entry.check_defaults()
+    _REGISTRY[name] = entry
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -80,7 +103,7 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     )
 
 
-def create_model(name: str, **overrides) -> keras.Model:
+def create_model(name: str, **overrides):
     """Build the registered model ``name``.
 
     Args:
@@ -93,6 +116,7 @@ def create_model(name: str, **overrides) -> keras.Model:
         ValueError: unknown name or keyword, or an invalid value (named in the message).
     """
     entry = get_entry(name)
+    entry.check_defaults()
     allowed = entry.keywords()
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -111,3 +135,6 @@ def create_model(name: str, **overrides) -> keras.Model:
 
         load_weights(model, weights)
     return model
+
+
+from keras_resnets.models import catalog  # noqa: E402,F401  registers the named models (no Keras import)

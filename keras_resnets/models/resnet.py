@@ -1,8 +1,8 @@
-"""ResNet v1/v2, their ablations and plain counterparts: one generic builder and the named table.
+"""ResNet v1/v2, their ablations and plain counterparts: one generic builder.
 
 :func:`ResNet` builds any stage layout, unit, shortcut and activation placement; :func:`CifarResNet`
 derives the stage depths of the papers' CIFAR networks from their total depth (6n+2 or 9n+2).
-Every named model in the registry is a row of ``_IMAGENET`` / ``_CIFAR`` below.
+The named models (resnet50, cifar_resnet56, ...) are rows of keras_resnets/models/catalog.py.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import keras
 
 from keras_resnets.layers.units import UnitSpec, conv2d, residual_unit
 from keras_resnets.models.base import allow_deep_graphs, classification_head, load_weights, model_input
-from keras_resnets.models.registry import register_model
 
 STEMS = ("imagenet", "cifar")
 OUTPUT_STRIDES = (8, 16, 32)
@@ -218,42 +217,3 @@ def CifarResNet(depth: int = 20, *, unit: str = "basic", stage_widths=(16, 32, 6
 
 CifarResNet.forwards_to = ResNet
 CifarResNet.fixed_keywords = ("stage_depths", "stem")
-
-
-# --- the named models --------------------------------------------------------------------------
-_IMAGENET_DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-    200: ("bottleneck", (3, 24, 36, 3)),
-}
-_V2 = dict(placement="full_preact", stride_position="3x3")
-
-for _depth, (_unit, _stages) in _IMAGENET_DEPTHS.items():
-    register_model(f"resnet{_depth}", ResNet, family="resnet",
-                   description=f"ResNet-{_depth} v1 (He et al. 2016a), {_unit} units",
-                   stage_depths=_stages, unit=_unit)
-    register_model(f"resnet{_depth}_v2", ResNet, family="resnet_v2",
-                   description=f"pre-activation ResNet-{_depth} v2 (He et al. 2016b)",
-                   stage_depths=_stages, unit=_unit, **_V2)
-for _depth in (18, 34):
-    register_model(f"plain{_depth}", ResNet, family="plain",
-                   description=f"plain-{_depth}: ResNet-{_depth} without shortcuts (degradation experiment)",
-                   stage_depths=_IMAGENET_DEPTHS[_depth][1], plain=True)
-
-for _depth in (20, 32, 44, 56, 110, 1202):
-    register_model(f"cifar_resnet{_depth}", CifarResNet, family="cifar_resnet",
-                   description=f"CIFAR ResNet-{_depth} (6n+2, n={(_depth - 2) // 6}), option A shortcuts",
-                   depth=_depth)
-for _depth in (20, 32, 44, 56, 110):
-    register_model(f"cifar_plain{_depth}", CifarResNet, family="plain",
-                   description=f"CIFAR plain-{_depth}: no shortcuts", depth=_depth, plain=True)
-register_model("preact_resnet110", CifarResNet, family="preact_resnet",
-               description="pre-activation CIFAR ResNet-110 (6n+2, basic units)",
-               depth=110, placement="full_preact", downsample="B")
-for _depth in (164, 1001):
-    register_model(f"preact_resnet{_depth}", CifarResNet, family="preact_resnet",
-                   description=f"pre-activation CIFAR ResNet-{_depth} (9n+2, bottleneck units, outputs 64/128/256)",
-                   depth=_depth, unit="bottleneck", placement="full_preact", downsample="B")

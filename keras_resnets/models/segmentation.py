@@ -22,7 +22,7 @@ from keras import layers
 from keras_resnets.layers.activations import activation_layer, resolve_activation
 from keras_resnets.layers.context import BASIC_CONTEXT_LAYERS, CONTEXT_VARIANTS, context_module
 from keras_resnets.models.base import classification_head, load_weights, model_input
-from keras_resnets.models.registry import create_model, get_entry, register_model
+from keras_resnets.models.registry import create_model, get_entry
 
 OUTPUT_STRIDES = (8, 16, 32)
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (width, 3×3 convs) per block
@@ -174,16 +174,3 @@ def SegmentationNet(
 
 # The smallest input that every output stride accepts (any multiple of the output stride works).
 SegmentationNet.min_input_size = max(OUTPUT_STRIDES)
-
-
-# --- the named models --------------------------------------------------------------------------
-register_model("dilation8_frontend", SegmentationNet, family="segmentation",
-               description="Yu & Koltun's dilated VGG-16 front-end at 1/8 resolution, bilinear upsampling",
-               backbone="vgg16", context=None)
-register_model("dilation8_context", SegmentationNet, family="segmentation",
-               description="Yu & Koltun's front-end + basic context module (dilations 1,1,2,4,8,16,1)",
-               backbone="vgg16", context="basic")
-for _depth in (18, 50, 101):
-    register_model(f"dilated_resnet{_depth}_seg", SegmentationNet, family="segmentation",
-                   description=f"dilated ResNet-{_depth} at 1/8 + basic context module, bilinear upsampling",
-                   backbone=f"resnet{_depth}", context="basic")

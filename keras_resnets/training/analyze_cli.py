@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "preact_resnet110", "preact_resnet164",
@@ -56,7 +57,10 @@ def profile_models(names, input_shape=None) -> list:
     from keras_resnets.models.profile import profile_model
 
     rows = []
-    for name in tqdm(names, desc="profiling", unit="model", leave=False):
+    terminal = sys.stderr.isatty()  # a redirected log gets one plain line per model, not bar fragments
+    for name in tqdm(names, desc="profiling", unit="model", leave=False, disable=not terminal):
+        if not terminal:
+            print(f"profiling {name} ...", file=sys.stderr, flush=True)
         shape = _input_shape(input_shape, name)
         classes = 10 if shape[0] <= 64 else 1000
         profile = profile_model(create_model(name, input_shape=shape, classes=classes))

@@ -46,10 +46,15 @@ def plot_curves(history_csv: str, out_png: str, metric: str = "accuracy") -> boo
     epochs = [e + 1 for e in history["epoch"]]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, column in ((axes[0], "loss"), (axes[1], metric)):
+        drawn = []
         for prefix, label in (("", "train"), ("val_", "validation")):
             if prefix + column in history:
                 ax.plot(epochs, history[prefix + column], marker=".", label=label)
-        ax.set_title(column.replace("_", " "))
+                drawn += history[prefix + column]
+        log = spans_orders_of_magnitude(drawn)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(column.replace("_", " ") + (" (log scale)" if log else ""))
         ax.set_xlabel("epoch")
         ax.legend()
         ax.grid(alpha=0.3)
@@ -63,6 +68,12 @@ def plot_curves(history_csv: str, out_png: str, metric: str = "accuracy") -> boo
     fig.tight_layout()
     _save_figure(fig, out_png)
     return True
+
+
+def spans_orders_of_magnitude(values, ratio: float = 100.0) -> bool:
+    """Whether positive ``values`` differ by more than ``ratio`` (then a log axis shows them all)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > ratio
 
 
 def _save_figure(fig, out_png: str) -> None:
@@ -113,7 +124,15 @@ def plot_predictions(model, images: np.ndarray, masks: np.ndarray, mean, std, ou
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(title)
-    legend = ", ".join(f"{name}: {tuple(int(c) for c in _PALETTE[i])}" for i, name in enumerate(class_names[:10]))
-    fig.suptitle(legend, fontsize=7)
-    fig.tight_layout()
+    from matplotlib.patches import Patch
+
+    classes = int(np.asarray(model.output_shape)[-1]) if model.output_shape[-1] else len(class_names)
+    names = list(class_names) or [f"class {i}" for i in range(classes)]
+    colours = _colour(np.arange(len(names)))
+    handles = [Patch(facecolor=colours[i] / 255, edgecolor="grey", label=name) for i, name in enumerate(names)]
+    if np.any(np.asarray(masks) == 255):
+        handles.append(Patch(facecolor="white", edgecolor="grey", label="ignored (255)"))
+    fig.tight_layout(rect=(0, 0.06 * 4 / max(len(images), 4), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=9, frameon=False,
+               handlelength=1.2, handleheight=1.2, title="mask colours", title_fontsize=9)
     _save_figure(fig, out_png)

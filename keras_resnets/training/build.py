@@ -133,12 +133,21 @@ def load_matching_weights(model: keras.Model, run_dir: str) -> list:
     return loaded
 
 
-def build_model(config: RunConfig, strategy=None) -> keras.Model:
+def init_report(model: keras.Model, run_dir: str, loaded: list, frozen: bool) -> str:
+    """One line: the layers (with weights) ``init_from`` loaded, those it skipped, and those frozen."""
+    skipped = [layer.name for layer in model.layers if layer.weights and layer.name not in set(loaded)]
+    shown = ", ".join(skipped[:4]) + (", ..." if len(skipped) > 4 else "")
+    reason = f" (no layer of the same name and shapes in the run: {shown})" if skipped else ""
+    return f"init-from {run_dir}: loaded {len(loaded)} layers, skipped {len(skipped)}{reason}, froze {len(loaded) if frozen else 0}"
+
+
+def build_model(config: RunConfig, strategy=None, *, report: bool = False) -> keras.Model:
     """Create, initialise (``config.init_from``, ``config.freeze``) and compile the run's model.
 
     Args:
         config: the run's ``RunConfig``.
         strategy: a ``tf.distribute.Strategy`` to build under, or ``None``.
+        report: print what ``init_from`` loaded, skipped and froze.
     """
     from keras_resnets.models import create_model
     from keras_resnets.training.steps import recipe_of
@@ -155,6 +164,8 @@ def build_model(config: RunConfig, strategy=None) -> keras.Model:
                 for layer in net.layers:
                     if config.freeze == "backbone" and layer.name in loaded:
                         layer.trainable = False
+                if report:
+                    print(init_report(net, config.init_from, loaded, frozen=config.freeze == "backbone"), flush=True)
             compile_model(net, recipe_of(config), config.total_steps, jit_compile=config.jit_compile,
                           from_logits=config.classifier_activation is None, task=config.task)
     finally:

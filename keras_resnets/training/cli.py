@@ -13,7 +13,7 @@ The options and their choices come from ``keras_resnets.cli_args.OPTIONS``, shar
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 
 from keras_resnets.cli_args import add_options, keywords
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train as the arguments say; print the metrics and the run directory."""
+    """Train as the arguments say; print a short summary and the run directory."""
     from keras_resnets.data import DatasetUnavailableError
     from keras_resnets.runs import RunWriteError
     from keras_resnets.training import TrainingDivergedError, train
@@ -48,6 +48,35 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetUnavailableError, RunWriteError) as err:
         print(f"keras-resnets train: error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(result.metrics, indent=2))
-    print(f"run directory: {result.run_dir}")
+    print(summary(result))
     return 0
+
+
+def summary(result) -> str:
+    """A few lines a person reads at the end of a run (the numbers are in ``metrics.json``)."""
+    from keras_resnets.tasks import get_task
+
+    m = result.metrics
+    if m.get("status") != "completed" or "task" not in m:
+        return f"run directory: {result.run_dir}"
+    task = get_task(m["task"])
+
+    def number(key: str) -> str:
+        value = m.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    session = m.get("epochs_this_session")
+    lines = [f"finished {m['model']} on {m['dataset']}: {m['epochs']} epoch{'' if m['epochs'] == 1 else 's'}"
+             + (f" ({session} this session, {m['train_seconds']:.0f} s, {m['train_images_per_second']:g} images/s)"
+                if session else "") + f", {m['params']:,} parameters"]
+    best_test = m.get(f"best_model_test_{task.metric}")
+    lines.append(f"test {task.metric} {number('test_' + task.metric)} (final model)"
+                 + (f", {best_test:.4f} (best model)" if best_test is not None else "")
+                 + f"; best validation {task.metric} {number('best_' + task.monitor)}")
+    per_class = m.get("test_per_class_iou")
+    if per_class:
+        lines.append("test IoU per class: " + ", ".join(
+            f"{name} {'n/a' if v is None else f'{v:.2f}'}" for name, v in per_class.items()))
+    files = [os.path.basename(p) for p in result.paths.values() if isinstance(p, str) and os.path.isfile(p)]
+    lines.append(f"run directory: {result.run_dir} ({', '.join(sorted(files))})")
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ from keras_resnets.training.steps import (  # noqa: F401  (resolve_jit_compile, 
     PRECISIONS,
     XLA_MODES,
     build_run_config,
+    describe_recipe,
     fit_run,
     plan_run,
     prepare_data,
@@ -206,7 +207,9 @@ def train(
         config = build_run_config(plan, data)
         if run is not None:
             config = reconcile_resume(run, config, continue_epochs)
-        net = build_model(config, strategy)
+        if verbose != 0:
+            print(f"train: {config.model} on {config.dataset}; {describe_recipe(config, plan.given)}", flush=True)
+        net = build_model(config, strategy, report=verbose != 0)
         if run is None:
             run = RunDir.create(plan.runs_dir, plan.run_name, config)
         elif continue_epochs:

@@ -147,8 +147,10 @@ RECIPES = {
         ),
         Recipe(
             "shapes_segmentation",
-            "Segmentation on the generated shapes in a few CPU minutes: Adam at a constant lr 1e-2, batch 16, "
-            "weight decay 1e-4, no augmentation (the tiny set trains too slowly with SGD)",
+            "Segmentation on the generated shapes: Adam at a constant lr 1e-2, batch 16, weight decay 1e-4, no "
+            "augmentation (the tiny set trains too slowly with SGD); dilated_resnet18_seg_narrow on the default 512 "
+            "images at 64x64: 3 minutes on two shared CPU cores (145 s training, 42 images/s; the full-width "
+            "dilated_resnet18_seg trains about 15x slower)",
             epochs=12,
             batch_size=16,
             lr=1e-2,

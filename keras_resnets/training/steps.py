@@ -57,6 +57,7 @@ class TrainPlan:
     precision: str
     jit_compile: bool
     extra: dict = field(default_factory=dict)
+    given: frozenset = frozenset()  # the recipe fields (and "recipe") set by an argument, not by the recipe
 
 
 def positive(name: str, value, kind=int):
@@ -151,6 +152,10 @@ def _check_staging(init_from, freeze, resume, continue_epochs) -> None:
         raise ValueError("continue_epochs needs resume=True (--resume): it adds epochs to a finished run")
 
 
+RECIPE_ARGUMENTS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode", "schedule",
+                    "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")
+
+
 def plan_run(args: dict) -> TrainPlan:
     """Validate ``train``'s arguments (everything that needs no data) into a ``TrainPlan``.
 
@@ -160,9 +165,8 @@ def plan_run(args: dict) -> TrainPlan:
     from keras_resnets.runs import default_run_name
 
     task = task_of(args["model"], args["dataset"])
-    recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or recipes_lib.default_recipe(args["model"], task)), **{
-        k: args[k] for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode",
-                             "schedule", "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")})
+    overrides = {k: args[k] for k in RECIPE_ARGUMENTS}
+    recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or recipes_lib.default_recipe(args["model"], task)), **overrides)
     validate_recipe(recipe)
     if args["precision"] not in PRECISIONS:
         raise ValueError(f"unknown precision {args['precision']!r}; allowed: {', '.join(PRECISIONS)}")
@@ -181,7 +185,44 @@ def plan_run(args: dict) -> TrainPlan:
         continue_epochs=args["continue_epochs"], init_from=args["init_from"], freeze=args["freeze"],
         seed=args["seed"], deterministic=args["deterministic"], precision=args["precision"],
         jit_compile=resolve_jit_compile(args["xla"]),
+        given=frozenset(k for k in (*RECIPE_ARGUMENTS, "recipe") if args[k] is not None),
     )
+
+
+def describe_recipe(config: RunConfig, given=frozenset()) -> str:
+    """One line: the effective recipe and where each value came from (``[set]``: an argument or flag).
+
+    ``given``: the names set by an argument (``TrainPlan.given``); the other values are the recipe's.
+    """
+    def mark(name: str, text: str) -> str:
+        return f"{text} [set]" if name in given else text
+
+    lr = mark("lr", f"lr {config.lr:g}")
+    if config.schedule == "lr_ratio":
+        schedule = mark("lr_ratio", f"lr_ratio {config.lr_ratio}")
+    else:
+        schedule = mark("schedule", config.schedule)
+    if config.warmup_steps:
+        schedule += ", " + mark("warmup_steps", f"warm-up {config.warmup_steps} steps")
+    optimizer = mark("optimizer", config.optimizer)
+    if config.optimizer == "sgd":
+        optimizer += " " + mark("momentum", f"momentum {config.momentum:g}") + (" nesterov" if config.nesterov else "")
+    decay = mark("weight_decay", f"weight decay {config.weight_decay:g}")
+    epochs = mark("epochs", f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}")
+    base = recipes_lib.RECIPES.get(config.recipe)
+    if "epochs" not in given and base is not None and base.epochs is None and config.iterations:
+        epochs += f" (the recipe's {config.iterations} iterations)"
+    augment = mark("augment", f"augment {config.augment}") + (
+        " " + mark("expand", f"expand x{config.expand}") if config.expand else "")
+    if "recipe" in given:
+        source = "set"
+    elif recipes_lib.MODEL_RECIPES.get(config.model) == config.recipe:
+        source = f"the {config.model} default"
+    else:
+        source = f"the {config.task} default"
+    return (f"recipe {config.recipe} ({source}): {optimizer}, {lr}, schedule {schedule}, {decay}, "
+            f"batch {mark('batch_size', str(config.batch_size))}, {epochs}, {augment}"
+            + ("  ([set]: given as an argument; the rest from the recipe)" if given - {"recipe"} else ""))
 
 
 def prepare_data(plan: TrainPlan, datasets=None):

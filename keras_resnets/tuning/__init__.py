@@ -26,5 +26,9 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
+        from keras_resnets.environment import start_quietly
+
+        start_quietly()
+
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

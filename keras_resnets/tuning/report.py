@@ -237,6 +237,16 @@ def _markdown(search: dict, table: dict, best, trials: list, as_percent: bool) -
     return "\n".join(lines)
 
 
+def searched_model(search: dict) -> str:
+    """The model a search trained: its name, the keywords it fixed, and the model keys it searched."""
+    from keras_resnets.tuning.space import MODEL_KEYS
+
+    fixed = ", ".join(f"{k}={v}" for k, v in sorted((search.get("model_kwargs") or {}).items()))
+    varied = "; ".join(f"{k} {'/'.join(str(v) for v in search['space'][k])}" for k in MODEL_KEYS
+                       if k in search["space"] and k not in ROW_KEYS and isinstance(search["space"][k], list))
+    return search["model"] + (f" ({fixed})" if fixed else "") + (f", searched {varied}" if varied else "")
+
+
 def plot_heatmap(search: dict, table: dict, path: str, as_percent: bool) -> None:
     """Draw the study table as an annotated heatmap PNG (empty cells grey)."""
     import matplotlib
@@ -249,7 +259,7 @@ def plot_heatmap(search: dict, table: dict, path: str, as_percent: bool) -> None
     grid = np.array([[np.nan if table["cells"][r][c] is None else table["cells"][r][c] for c in columns]
                      for r in rows], dtype=float)
     shown = grid * 100 if as_percent else grid
-    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(columns), 1.2 + 0.45 * len(rows)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.2 + 1.3 * len(columns)), 1.4 + 0.45 * len(rows)))
     cmap = matplotlib.colormaps["viridis" if search["direction"] == "max" else "viridis_r"].with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, aspect="auto")
     for i in range(len(rows)):
@@ -261,11 +271,13 @@ def plot_heatmap(search: dict, table: dict, path: str, as_percent: bool) -> None
     ax.set_yticks(range(len(rows)), [" / ".join(str(v) for v in r) or "all" for r in rows])
     ax.set_xlabel("lr ratio (epochs at lr : lr/10 : lr/100)" if columns != ["score"] else "")
     ax.set_ylabel(" / ".join(k.replace("augment", "augmentation") for k in table["row_keys"]))
-    ax.set_title(f"{search['model']} on {search['dataset']}: {search['objective']}{' (%)' if as_percent else ''}",
-                 fontsize=10)
-    fig.colorbar(image, ax=ax)
+    ax.set_title(f"{searched_model(search)} on {search['dataset']}\n{search['tuner']} search, "
+                 f"{search['objective']} of the best trial per cell", fontsize=9)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label(f"{search['objective']}{' (%)' if as_percent else ''}\n"
+                  f"({'higher' if search['direction'] == 'max' else 'lower'} is better)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a long title stays whole
     plt.close(fig)
 
 

@@ -69,6 +69,19 @@ def test_keep_float_named_layer_leaves_that_op_in_float_and_is_verified(fresh_ru
     assert report["size_bytes"] > int8["size_bytes"]
 
 
+def test_keep_float_auto_with_nothing_kept_is_named_and_reported_as_int8(fresh_run, capsys):
+    from keras_resnets.cli import main
+
+    assert main(["export", str(fresh_run), "--quantize", "int8", "--keep-float", "auto", "--eval-samples", "200",
+                 "--calibration-samples", "64"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((fresh_run / "export" / "tiny_resnet_int8.report.json").read_text())
+    assert report["keep_float"]["layers"] == [] and report["precision"] == "int8"
+    assert not list((fresh_run / "export").glob("*selective*"))
+    rows = len(report["sensitivity"]["layers"])
+    assert f"kept 0 of {rows} quantized layers in float (int8 alone meets the budget)" in out
+
+
 def test_keep_float_unknown_layer_is_one_line_naming_the_choices(fresh_run):
     with pytest.raises(ExportError, match=r"--keep-float: no quantized layer named 'nope'; choose from .*conv2d"):
         export_model(fresh_run, quantize="int8", keep_float="nope", **FAST)

@@ -78,6 +78,7 @@ def test_very_deep_models_build_count_and_roundtrip(name, published, tmp_path):
 def test_every_model_documents_its_keywords(name):
     entry = get_entry(name)
     assert entry.description
+    entry.check_defaults()  # the catalog's defaults are keywords of its builder
     keywords = entry.keywords()
     for common in ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes", "classifier_activation"):
         assert common in keywords, (name, common)

@@ -2,6 +2,7 @@
 (--init-from/--freeze), tune with val_mean_iou, export with no extra flags, resume of a finished run."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -161,3 +162,19 @@ def test_resume_of_a_finished_segmentation_run_is_a_no_op(front_end, capsys):
     assert code == 0 and "nothing to do" in capsys.readouterr().out
     assert open(front_end.final_model, "rb").read() == before
     assert np.isfinite(json.load(open(front_end.metrics))["test_mean_iou"])
+
+
+def test_cli_says_what_it_trains_what_it_loaded_and_how_it_ended(front_end, runs, capsys):
+    from keras_resnets.cli import main
+
+    code = main(["train", "--model", "dilated_resnet18_seg", "--dataset", "shapes", *SHAPES, *NARROW, "--epochs", "1",
+                 "--lr", "0.1", "--runs-dir", str(runs), "--run-name", "staged-cli", "--init-from", front_end.path,
+                 "--freeze", "backbone", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ("recipe shapes_segmentation (the segmentation default): adam, lr 0.1 [set], schedule constant, "
+            "weight decay 0.0001, batch 16, 1 epoch [set], augment none") in out
+    loaded = re.search(r"init-from \S+: loaded (\d+) layers, skipped (\d+) \(.*\), froze (\d+)", out)
+    assert loaded and int(loaded[1]) > 0 and int(loaded[2]) > 0 and loaded[3] == loaded[1], out
+    assert "finished dilated_resnet18_seg on shapes: 1 epoch" in out and "test mean_iou" in out
+    assert '"status"' not in out and "run directory: " in out  # a summary, not metrics.json

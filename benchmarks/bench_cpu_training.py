@@ -259,16 +259,17 @@ def main() -> None:
     print(f"CPU: {cpu_name()}; load average {load_before[0]:.1f} at start; "
           f"{args.rounds} rounds x {args.steps} steps, contenders alternated", flush=True)
     results = {}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     for workload in workloads:
         print(f"{workload}:", flush=True)
         results[workload] = measure(workload, contenders, args.rounds, args.steps, args.warmup, args.omp_wait_policy)
+        args.output.write_text(json.dumps({  # after each workload: a run stopped early keeps what it measured
+            "cpu": cpu_name(), "load_average_start": load_before[0], "load_average_end": os.getloadavg()[0],
+            "rounds": args.rounds, "steps": args.steps,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", args.omp_wait_policy),
+            "optimizer": "SGD momentum 0.9, lr 0.01, float32",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}, indent=1) + "\n")
     print(table(results, contenders))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        "cpu": cpu_name(), "load_average_start": load_before[0], "load_average_end": os.getloadavg()[0],
-        "rounds": args.rounds, "steps": args.steps,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", args.omp_wait_policy), "optimizer": "SGD momentum 0.9, lr 0.01, float32",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}, indent=1) + "\n")
     print(f"wrote {args.output}")
 
 

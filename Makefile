@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: demo test test-tf test-jax venv bench notebooks clean
+.PHONY: demo test test-tf test-jax test-torch venv bench notebooks clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,11 @@ $(STAMP): requirements.lock setup.py
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-# Whole suite on the TensorFlow backend, then the backend-agnostic model tests on JAX.
+# Whole suite on the TensorFlow backend, then the backend-agnostic model tests on JAX, then a small
+# subset (marker `torch`) on PyTorch.
 # --dist worksteal: a worker that runs out of tests takes queued ones from the other, so a long
 # test near the end of a worker's queue does not leave the second core idle.
-test: test-tf test-jax
+test: test-tf test-jax test-torch
 
 test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n 2 --dist worksteal -q --durations=15 tests
@@ -33,6 +34,10 @@ test-tf: $(STAMP)
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0 \
 	  $(PY) -m pytest -n 2 --dist worksteal -q --durations=10 -m "not tf_only and not backend_independent" tests/models
+
+# Keras' torch backend: the tests marked `torch` (train/save/load, the deepest nets' finite outputs).
+test-torch: $(STAMP)
+	KERAS_BACKEND=torch $(PY) -m pytest -n 2 --dist worksteal -q --durations=5 -m torch tests/models
 
 # Re-execute the reproduction notebooks in full and write their outputs back (tens of minutes on
 # two CPU cores). `make test` executes them in SMALL mode (tests/notebooks).

@@ -44,7 +44,7 @@ setup(
             "jax[cuda12]",
             "tensorflow[and-cuda]>=2.21,<2.22",
         ],
-        "test": ["pytest", "pytest-timeout", "pytest-xdist", "jax[cpu]"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "jax[cpu]", "torch"],
     },
     entry_points={"console_scripts": ["keras-resnets=keras_resnets.cli:main"]},
 )

@@ -4,7 +4,11 @@ Model code (``keras_resnets.layers``, ``keras_resnets.models``) is pure Keras an
 training, tuning and export use TensorFlow and are imported on first use (training on the in-memory
 datasets also runs without TensorFlow, on JAX: ``keras_resnets.data.arrays``).
 """
-from keras_resnets.models import create_model, get_entry, list_models
+from keras_resnets.environment import apply_tensorflow_defaults
+
+apply_tensorflow_defaults()  # before anything imports TensorFlow (Keras does, on its TensorFlow backend)
+
+from keras_resnets.models import create_model, get_entry, list_models  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ Keras models before it compares speeds.
   and our ``resnet50`` (``stride_position="1x1"``); torchvision's own is "v1.5" (same parameters,
   about 6 % more FLOPs).
 
-Needs only ``torch`` (and ``torchvision`` for ResNet-50); nothing here imports Keras.
+Needs only ``torch`` (and ``torchvision`` for DenseNet-121); nothing here imports Keras.
 """
 from __future__ import annotations
 
@@ -163,22 +163,62 @@ def preact_resnet164(classes: int = 10) -> nn.Module:
     return preact_resnet(164, classes)
 
 
+class Bottleneck(nn.Module):
+    """torchvision's ``Bottleneck`` (same module names), post-activation, BN after every conv."""
+
+    def __init__(self, cin: int, width: int, stride: int, stride_on_3x3: bool):
+        super().__init__()
+        cout = width * 4
+        self.conv1, self.bn1 = _conv(cin, width, 1, 1 if stride_on_3x3 else stride), _bn(width)
+        self.conv2, self.bn2 = _conv(width, width, 3, stride if stride_on_3x3 else 1), _bn(width)
+        self.conv3, self.bn3 = _conv(width, cout, 1), _bn(cout)
+        self.downsample = (nn.Sequential(_conv(cin, cout, 1, stride), _bn(cout))
+                           if stride > 1 or cin != cout else None)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(nn.Module):
+    """torchvision's ``resnet50`` architecture written out (torchvision itself is not needed).
+
+    Module names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``,
+    ``fc``), so :func:`keras_layer_name` maps both. ``stride_on_3x3=False`` is ResNet-50 v1 (ours).
+    """
+
+    def __init__(self, classes: int = 1000, stride_on_3x3: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = _bn(64)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        cin, layers = 64, []
+        for s, (width, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            units = []
+            for b in range(blocks):
+                units.append(Bottleneck(cin, width, 2 if (s > 0 and b == 0) else 1, stride_on_3x3))
+                cin = width * 4
+            layers.append(nn.Sequential(*units))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.fc = nn.Linear(cin, classes)
+        _init(self)
+
+    def forward(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def resnet50_v1(classes: int = 1000) -> nn.Module:
     """torchvision ResNet-50 with v1 strides (on the first 1×1 conv of each downsampling bottleneck)."""
-    import torchvision
-
-    model = torchvision.models.resnet50(num_classes=classes)
-    for stage in (model.layer2, model.layer3, model.layer4):
-        first = stage[0]
-        first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
-    return model
+    return ResNet50(classes, stride_on_3x3=False)
 
 
 def torchvision_resnet50(classes: int = 1000) -> nn.Module:
     """torchvision's own ResNet-50 ("v1.5": stride on the 3×3 conv)."""
-    import torchvision
-
-    return torchvision.models.resnet50(num_classes=classes)
+    return ResNet50(classes, stride_on_3x3=True)
 
 
 def torchvision_densenet121(classes: int = 1000) -> nn.Module:

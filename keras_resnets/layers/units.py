@@ -112,11 +112,13 @@ class UnitSpec:
         """Channels a unit of ``filters`` base width outputs."""
         return filters * self.expansion if self.kind == "bottleneck" else filters
 
-    def bn(self, name: str, zero_gamma: bool = False):
+    def bn(self, name: str, zero_gamma: bool = False, moving_variance: float = 1.0):
+        """BatchNormalization; ``moving_variance``: initial moving variance (see :func:`residual_unit`)."""
         return layers.BatchNormalization(
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,
             gamma_initializer="zeros" if zero_gamma else "ones",
+            moving_variance_initializer="ones" if moving_variance == 1.0 else keras.initializers.Constant(moving_variance),
             name=name,
         )
 
@@ -159,7 +161,8 @@ def _branch_convs(spec: UnitSpec, filters: int, stride: int):
 
 
 def residual_unit(x, filters: int, spec: UnitSpec, *, stride: int = 1, dilation: int = 1,
-                  first_dilation: int | None = None, drop_rate: float = 0.0, name: str = "unit"):
+                  first_dilation: int | None = None, drop_rate: float = 0.0, input_variance: float = 1.0,
+                  name: str = "unit"):
     """Build one residual (or plain) unit on tensor ``x``.
 
     Args:
@@ -170,6 +173,14 @@ def residual_unit(x, filters: int, spec: UnitSpec, *, stride: int = 1, dilation:
         dilation: dilation of the unit's 3×3 convolutions (dilated ResNets).
         first_dilation: dilation of the first 3×3 conv if it differs (first unit of a dilated stage).
         drop_rate: stochastic-depth drop probability of this unit's branch.
+        input_variance: the variance ``x`` has at initialisation, in units of the stem's output
+            variance (a residual stream grows by about one per unit: ``k`` for the k-th unit). It is
+            the initial moving variance of the BNs that read ``x`` (the first BN of the branch, the
+            projection's BN, or the pre-activation BN), so that inference at initialisation
+            normalises as training does. With the default 1, inference-mode BNs at initialisation
+            are identities, the stream doubles its variance every unit, and the 1202- and
+            1001-layer nets overflow float32. Training never reads it (the moving statistics are
+            overwritten by their running average within a few hundred steps).
         name: prefix of every layer name (``stage{s}_unit{u}`` in the builders).
 
     Returns:
@@ -183,7 +194,7 @@ def residual_unit(x, filters: int, spec: UnitSpec, *, stride: int = 1, dilation:
     # pre-activated tensor too (He et al. 2016b; keras.applications ResNetV2 does the same).
     preact = x
     if place == "full_preact":
-        preact = spec.act(name + "_preact_act")(spec.bn(name + "_preact_bn")(x))
+        preact = spec.act(name + "_preact_act")(spec.bn(name + "_preact_bn", moving_variance=input_variance)(x))
     elif place == "relu_only_preact":
         preact = spec.act(name + "_preact_act")(x)
     branch = preact
@@ -201,7 +212,9 @@ def residual_unit(x, filters: int, spec: UnitSpec, *, stride: int = 1, dilation:
         zero_conv = spec.zero_init_residual and last and place in ("full_preact", "bn_after_addition")
         branch = conv2d(branch, f, k, s, d, name=f"{name}_conv{i}", zero_init=zero_conv)
         if place in ("original", "relu_before_addition", "relu_only_preact") or (place == "bn_after_addition" and not last):
-            branch = spec.bn(f"{name}_bn{i}", zero_gamma=spec.zero_init_residual and last)(branch)
+            reads_input = i == 1 and place != "full_preact"
+            branch = spec.bn(f"{name}_bn{i}", zero_gamma=spec.zero_init_residual and last,
+                             moving_variance=input_variance if reads_input else 1.0)(branch)
         if place in ("original", "bn_after_addition") and not last:
             branch = spec.act(f"{name}_act{i}")(branch)
         if place == "relu_before_addition":
@@ -210,7 +223,7 @@ def residual_unit(x, filters: int, spec: UnitSpec, *, stride: int = 1, dilation:
     if spec.plain:
         return _after_addition(branch, spec, name)
 
-    shortcut = _shortcut(x, preact, spec, in_channels, out_channels, stride, name)
+    shortcut = _shortcut(x, preact, spec, in_channels, out_channels, stride, name, input_variance)
     if spec.shortcut in ("exclusive_gating", "shortcut_only_gating"):
         g = gate(preact, out_channels, stride, spec.gate_bias, name)
         if spec.shortcut == "exclusive_gating":
@@ -242,7 +255,8 @@ def _after_addition(out, spec: UnitSpec, name: str):
     return layers.Activation("linear", name=name + "_out")(out)
 
 
-def _shortcut(x, preact, spec: UnitSpec, in_channels: int, out_channels: int, stride: int, name: str):
+def _shortcut(x, preact, spec: UnitSpec, in_channels: int, out_channels: int, stride: int, name: str,
+              input_variance: float = 1.0):
     """The shortcut path before any Fig. 2 modifier (gating, scaling, dropout).
 
     ``x`` is the unit input, ``preact`` its pre-activation (the same tensor for post-activation units).
@@ -253,7 +267,7 @@ def _shortcut(x, preact, spec: UnitSpec, in_channels: int, out_channels: int, st
             return zero_pad_shortcut(x, out_channels, stride, name + "_shortcut")
         s = layers.Conv2D(out_channels, 1, strides=stride, use_bias=False, kernel_initializer=kernel_initializer(),
                           name=name + "_shortcut_conv")(preact)
-        return s if spec.preact else spec.bn(name + "_shortcut_bn")(s)
+        return s if spec.preact else spec.bn(name + "_shortcut_bn", moving_variance=input_variance)(s)
     if stride > 1:
         return subsample(x, stride, name + "_shortcut_subsample")
     return x

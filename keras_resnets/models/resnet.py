@@ -132,12 +132,13 @@ def ResNet(
                 dilation=unit_dilation,
                 first_dilation=previous_dilation if u == 1 and not grid else None,
                 drop_rate=float(stochastic_depth) * unit_index / total_units,
+                input_variance=1.0 if plain else float(unit_index),
                 name=f"stage{s}_unit{u}",
             )
         features[f"stage{s}"] = x
 
     if placement == "full_preact":
-        x = spec.act("post_act")(spec.bn("post_bn")(x))
+        x = spec.act("post_act")(spec.bn("post_bn", moving_variance=1.0 if plain else total_units + 1.0)(x))
     elif placement == "relu_only_preact":
         x = spec.act("post_act")(x)
     features[f"stage{len(depths)}"] = x

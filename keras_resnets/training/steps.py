@@ -95,8 +95,8 @@ def validate_recipe(recipe: recipes_lib.Recipe) -> None:
 def resolve_jit_compile(xla="auto") -> bool:
     """Whether to XLA-compile the train step.
 
-    ``auto``: on with the JAX backend and wherever TensorFlow sees a GPU or TPU; off on a CPU-only
-    TensorFlow, where XLA measured several times slower for CIFAR ResNets (docs/training.md).
+    ``auto``: on with the JAX backend and wherever TensorFlow sees a GPU or TPU; off with the torch
+    backend and on a CPU-only TensorFlow, where XLA measured several times slower for CIFAR ResNets (docs/training.md).
 
     Args:
         xla: ``"auto"``, ``"on"``, ``"off"`` or a bool.
@@ -109,6 +109,8 @@ def resolve_jit_compile(xla="auto") -> bool:
         return xla == "on"
     if keras.backend.backend() == "jax":
         return True
+    if keras.backend.backend() == "torch":  # eager (jit_compile would be torch.compile; not measured faster here)
+        return False
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))

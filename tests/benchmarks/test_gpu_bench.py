@@ -118,9 +118,11 @@ def test_only_names_workloads_and_rejects_others(capsys):
 
 
 # --- with PyTorch ------------------------------------------------------------------------------------
-def _torch_models():
+def _torch_models(torchvision=False):
+    """benchmarks/gpu/torch_models.py; only DenseNet-121 needs torchvision (ResNet-50 is written out there)."""
     pytest.importorskip("torch")
-    pytest.importorskip("torchvision")
+    if torchvision:
+        pytest.importorskip("torchvision")
     sys.path.insert(0, os.path.join(ROOT, "benchmarks", "gpu"))
     import torch_models
 
@@ -146,7 +148,7 @@ FULL = [("cifar_resnet56", 32, 10, "cifar_resnet56"), ("preact_resnet164", 32, 1
 @pytest.mark.parametrize("name,size,classes,builder", FULL)
 def test_torch_models_have_our_parameter_counts_and_flops(name, size, classes, builder):
     """Faithful torch networks: same trainable parameters, BN statistics and forward FLOPs as ours."""
-    torch_models = _torch_models()
+    torch_models = _torch_models(torchvision=name == "densenet121")
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -166,7 +168,7 @@ def test_torch_models_have_our_parameter_counts_and_flops(name, size, classes, b
 ])
 def test_torch_models_compute_the_same_function(name, size, classes, kwargs):
     """With our weights copied in, each torch network gives our logits (float32, inference, random BN stats)."""
-    torch_models = _torch_models()
+    torch_models = _torch_models(torchvision=name == "densenet121")
     import torch
 
     ours = _keras_model(name, size, classes, **kwargs)

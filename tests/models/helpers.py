@@ -51,6 +51,7 @@ def assert_roundtrip(model, tmp_path, x, expected=None):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     expected = infer(model, x) if expected is None else expected
+    assert np.isfinite(expected).all(), f"{model.name}: non-finite outputs (assert_allclose counts NaN as equal)"
     np.testing.assert_allclose(infer(loaded, x), expected, atol=1e-5, rtol=1e-5)
     return loaded
 

@@ -1,27 +1,20 @@
 """Child process of test_without_tensorflow: the package with ``import tensorflow`` failing.
 
-Runs under ``KERAS_BACKEND=jax`` with TensorFlow made unimportable (as on a machine that has only
-JAX and Keras), trains through the ``keras-resnets`` CLI and prints one JSON line of findings.
+Runs under ``KERAS_BACKEND=jax`` or ``torch`` with TensorFlow made unimportable (as on a machine that
+has only JAX or PyTorch, and Keras), trains through the ``keras-resnets`` CLI and prints one JSON line of findings.
 
 Usage: no_tensorflow_child.py RUNS_DIR
 """
 import contextlib
-import importlib.abc
 import io
 import json
 import sys
 
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    """Every ``tensorflow*`` import fails, as where the package is not installed."""
-
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "tf_keras", "tensorflow_model_optimization"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTensorFlow())
+# Every ``tensorflow*`` import fails (ModuleNotFoundError) and ``importlib.util.find_spec`` answers None,
+# as where the packages are not installed (PyTorch probes optional modules with find_spec).
+BLOCKED = ("tensorflow", "tensorflow_datasets", "tf_keras", "tensorflow_model_optimization")
+for _name in BLOCKED:
+    sys.modules[_name] = None
 
 
 def one_line_error(call) -> str:
@@ -33,19 +26,21 @@ def one_line_error(call) -> str:
 
 
 def main(runs_dir: str) -> None:
+    import keras
+
     from keras_resnets import cli
     from keras_resnets.data import load_dataset, registry
 
     train = ["train", "--model", "cifar_resnet20", "--model-arg", "depth=8", "--dataset", "digits",
              "--image-size", "16", "--augment", "crop", "--batch-size", "128", "--epochs", "2", "--lr", "0.05",
              "--schedule", "constant",
-             "--runs-dir", runs_dir, "--run-name", "jax-only", "--quiet"]
+             "--runs-dir", runs_dir, "--run-name", f"{keras.backend.backend()}-only", "--quiet"]
     findings = {"train_exit": cli.main(train)}
     findings["resume_exit"] = cli.main(train + ["--resume", "--continue-epochs", "1"])
     findings["cifar10"] = one_line_error(lambda: load_dataset("cifar10"))
     findings["color_blur"] = one_line_error(lambda: load_dataset("digits", augment="crop_flip_color_blur"))
     findings["cli_exit_without_tensorflow"] = cli.main(["train", "--dataset", "cifar10", "--runs-dir", runs_dir])
-    run = f"{runs_dir}/jax-only"
+    run = f"{runs_dir}/{keras.backend.backend()}-only"
     for command in (["evaluate", run], ["export", run]):
         errors = io.StringIO()
         with contextlib.redirect_stderr(errors):
@@ -54,7 +49,7 @@ def main(runs_dir: str) -> None:
     shapes = registry.load("shapes", {"num_train": 8, "num_validation": 4}, batch_size=4, image_size=(16, 16))
     images, masks = next(iter(shapes.train(1)))
     findings["shapes"] = [type(shapes).__name__, list(images.shape), str(masks.dtype), list(masks.shape)]
-    findings["tensorflow_imported"] = "tensorflow" in sys.modules
+    findings["tensorflow_imported"] = sys.modules.get("tensorflow") is not None
     print("FINDINGS " + json.dumps(findings), flush=True)
 
 

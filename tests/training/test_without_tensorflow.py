@@ -1,4 +1,4 @@
-"""Training without TensorFlow: the numpy pipelines of keras_resnets.data.arrays and a JAX-only run.
+"""Training without TensorFlow: the numpy pipelines of keras_resnets.data.arrays, JAX-only and torch-only runs.
 
 A GPU machine may have JAX and Keras but no TensorFlow; ``keras_resnets.train`` then feeds the
 in-memory datasets (digits, textured_digits, shapes) through ``ArrayDatasets``. The end-to-end test
@@ -114,11 +114,12 @@ def test_export_on_another_backend_is_refused_in_one_line(monkeypatch):
 
 
 @pytest.mark.slow
-def test_cli_trains_and_resumes_on_jax_when_tensorflow_is_not_installed(tmp_path):
-    """End to end, as on a GPU machine with JAX and Keras only: ``keras-resnets train`` on the digits
-    (2 epochs, crop augmentation, constant rate), ``--resume --continue-epochs 1``, and one-line refusals of what
-    needs tf.data; TensorFlow is never imported."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_cli_trains_and_resumes_without_tensorflow(backend, tmp_path):
+    """End to end, as on a GPU machine with Keras and JAX or PyTorch only: ``keras-resnets train`` on the
+    digits (2 epochs, crop augmentation, constant rate), ``--resume --continue-epochs 1``, and one-line
+    refusals of what needs tf.data; TensorFlow is never imported."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_backend_optimization_level=0",
            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, CHILD, str(tmp_path)], env=env, capture_output=True, text=True,
                             timeout=900)
@@ -135,11 +136,11 @@ def test_cli_trains_and_resumes_on_jax_when_tensorflow_is_not_installed(tmp_path
         code, lines = findings[f"{command}_without_tensorflow"]
         assert code == 2 and len(lines) == 1 and lines[0].startswith(f"keras-resnets {command}: error: "), lines
     assert findings["shapes"] == ["ArrayDatasets", [4, 16, 16, 3], "int32", [4, 16, 16]]
-    run = tmp_path / "jax-only"
+    run = tmp_path / f"{backend}-only"
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 3 and metrics["resumed_from_epoch"] == 2
-    assert config["backend"] == "jax" and config["augment"] == "crop"
+    assert config["backend"] == backend and config["augment"] == "crop"
     assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
     assert (run / "best.keras").is_file() and (run / "final.keras").is_file() and (run / "curves.png").is_file()
     assert not (run / "tensorboard").exists()

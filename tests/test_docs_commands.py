@@ -47,6 +47,10 @@ KNOWN_FAILURES = {
     "tune --model dilated_resnet18_seg --dataset shapes --space-arg lr=0.005,0.01 --max-epochs 4": _SEGMENTATION_SPACE,
     "tune --model dilated_resnet18_seg --dataset shapes --space-arg lr=0.005,0.01 --model-arg context=null "
     "--dataset-arg num_train=256 --image-size 32 --max-epochs 4": _SEGMENTATION_SPACE,
+    # On the shrunk (one-epoch) digits runs the int8 artifact and the Keras QAT model disagree on
+    # several test images, beyond the 0.5-point parity bar (measured: 3 to 12 points).
+    "export runs/<run> --quantize qat --qat-path keras": "failed verification (qat_parity)",
+    "export runs/demo --quantize qat --qat-path keras": "failed verification (qat_parity)",
 }
 
 SHAPES = ["--image-size", "32", "--dataset-arg", "num_train=16", "--dataset-arg", "num_validation=8",
@@ -100,7 +104,10 @@ def _shrunk(argv, runs):
     if command in ("train", "tune"):
         model = argv[argv.index("--model") + 1] if "--model" in argv else "cifar_resnet20"
         dataset = argv[argv.index("--dataset") + 1] if "--dataset" in argv else "digits"
-        extra += (SHAPES if dataset == "shapes" else DIGITS) + NARROW.get(model, [])
+        data = SHAPES if dataset == "shapes" else DIGITS
+        if command == "tune":  # the search space sets the batch size
+            data = [a for i, a in enumerate(data) if "--batch-size" not in data[max(i - 1, 0):i + 1]]
+        extra += data + NARROW.get(model, [])
     if command == "export" and "qat" not in argv:  # --epochs is QAT's fine-tuning
         extra = extra[:extra.index("--epochs")] + extra[extra.index("--epochs") + 2:]
     if command == "export" and "qat" in argv:  # QAT's parity bar (0.5 points) needs more than 32 images

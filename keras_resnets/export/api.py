@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resnets.export import convert, report as report_lib
+from keras_resnets.export import convert, metadata as tflite_metadata, ops as ops_report, report as report_lib
 from keras_resnets.export.datasets import load_export_data
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.graph import layer_graph
@@ -50,7 +50,7 @@ class ExportResult:
 
 
 def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: float | None = None,
-                 dataset=None, output_dir=None, force: bool = False, io_type: str = "int8",
+                 dataset=None, output_dir=None, force: bool = False, io_type: str | None = None,
                  dynamic_batch: bool = False, include_preprocessing: bool = False,
                  accuracy_budget: float = 1.0, num_threads: int | None = None, benchmark_runs: int = 50,
                  calibration_samples: int = 200, eval_samples: int | None = None,
@@ -70,7 +70,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             :func:`~keras_resnets.export.datasets.load_export_data`.
         output_dir: where to write (default ``RUN/export``).
         force: overwrite existing files of the same name.
-        io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``.
+        io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``; default ``"uint8"`` for
+            ``include_preprocessing`` (pixels 0..255, what image clients such as MediaPipe feed),
+            ``"int8"`` otherwise.
         dynamic_batch: export with a dynamic batch dimension (servers) instead of batch 1.
         include_preprocessing: the artifact takes raw pixels (0..255) and normalises them itself.
         accuracy_budget: allowed drop (percentage points) versus the Keras model of top-1 for a
@@ -97,6 +99,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             express, ``VerificationError`` when the artifact fails a check; in every case nothing
             is written).
     """
+    io_type = io_type or ("uint8" if include_preprocessing else "int8")
     _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for)
     keep = parse_keep_float(keep_float)
     qat_path = (fine_tune or FineTuneOptions()).qat_path
@@ -402,6 +405,9 @@ class _Job:
         names = {k: v for k, v in artifact_files(variant).items() if k != "chart"}
         out_dir.mkdir(parents=True, exist_ok=True)
         _refuse_overwrite(out_dir, [*names.values(), *files], force)
+        # standard TFLite metadata (labels packed in the file), then the delegate/op section of the bytes written
+        flatbuffer, standard = tflite_metadata.for_source(flatbuffer, self.source, preprocessing=self.preprocessing)
+        delegates = ops_report.delegate_report(flatbuffer, full_integer=section["precision"].startswith("int8"))
         metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
                                                preprocessing=self.preprocessing)
         report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
@@ -409,7 +415,7 @@ class _Job:
                   "batch": self.batch_size, "input_pixels": "raw" if self.preprocessing else "normalized",
                   "size_bytes": len(flatbuffer), "io": {"input": metadata["input"]["dtype"],
                                                          "output": metadata["output"]["dtype"]},
-                  **section, "metadata": names["metadata"], **extra}
+                  **section, "metadata": names["metadata"], "standard_metadata": standard, "delegates": delegates, **extra}
         report.setdefault("size_vs_float32", None)
         staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=out_dir))
         try:

@@ -14,6 +14,7 @@ from keras_resnets.export.datasets import load_export_data
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.graph import layer_graph
 from keras_resnets.export.keras_qat import QAT_PARITY_POINTS, keras_qat_and_convert
+from keras_resnets.export.onnx_export import export_onnx
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.sensitivity import (KEEP_FLOAT_AUTO, measure_sensitivity, parse_keep_float,
                                               resolve_keep_float, selective_int8, sensitivity_chart)
@@ -21,7 +22,7 @@ from keras_resnets.export.source import ExportSource, load_source
 from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_METRICS, TFLiteRunner,
                                          compare_predictions, verify_tflite)
 
-TARGETS = ("tflite", "saved_model")
+TARGETS = ("tflite", "saved_model", "onnx")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 AUTO_CANDIDATES = ("float32", "float16", "dynamic", "int8")
 SELECTIVE = "int8-selective"  # the variant with some layers kept in float (--keep-float)
@@ -60,7 +61,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
 
     Args:
         source: a run directory, a ``.keras`` file, or an already loaded ``ExportSource``.
-        to: ``"tflite"`` or ``"saved_model"``.
+        to: ``"tflite"``, ``"saved_model"`` or ``"onnx"`` (float32, checked with onnxruntime).
         quantize: ``"none"`` (float32), ``"float16"``, ``"dynamic"`` (int8 weights), ``"int8"``
             (full integer, calibrated), ``"qat"`` (quantization-aware fine-tuning, then full
             integer) or ``"auto"`` (the smallest variant within ``accuracy_budget``, selective
@@ -109,6 +110,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
+    if to == "onnx":
+        return ExportResult(**export_onnx(src, out_dir, force=force, dataset=dataset, preprocessing=include_preprocessing,
+                                          eval_samples=eval_samples, refuse_overwrite=_refuse_overwrite))
     if to == "saved_model":
         return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
     naming = _Naming(src.name, io_type, batch_size, include_preprocessing)
@@ -181,8 +185,8 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, opt
 
 
 def _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path):
-    if to == "saved_model" and (quantize != "none" or prune is not None or keep is not None):
-        raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
+    if to != "tflite" and (quantize != "none" or prune is not None or keep is not None):
+        raise ExportError(f"--to {to} exports float32 only; got quantize={quantize!r}, prune={prune!r} "
                           "(quantization and pruning apply to tflite)")
     if quantize == "auto" and prune is not None:
         raise ExportError("--quantize auto compares post-training variants; combine --prune with an explicit "

@@ -7,7 +7,7 @@ QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 def add_arguments(parser) -> None:
     """Add the export options to ``parser``."""
     parser.add_argument("source", metavar="RUN_DIR|MODEL.keras", help="run directory or .keras file")
-    parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model"), help="artifact format")
+    parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model", "onnx"), help="artifact format")
     parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
                         help="none (float32), float16, dynamic (int8 weights), int8 (full integer, calibrated), "
                              "qat (quantization-aware fine-tuning), auto (the smallest artifact within the budget)")

@@ -73,7 +73,8 @@ def test_every_export_mode_classifies_in_mediapipe_like_our_verification_and_nam
     assert int8["delegates"]["integer_only"]["passed"], int8["delegates"]
     selective = artifacts[5].report["delegates"]["integer_only"]
     assert not selective["passed"] and selective["float_ops"], selective
-    assert artifacts[0].report["delegates"]["gpu"] == {"compatible": True, "flagged": []}
+    gpu = artifacts[0].report["delegates"]["gpu"]
+    assert gpu["compatible"] and gpu["flagged"] == [], gpu
     for result in artifacts:
         assert result.report["delegates"]["flex_ops"] == []
         assert "## Delegates and ops" in result.report_md.read_text()

@@ -1,7 +1,8 @@
 """`make demo`: train a CIFAR-style ResNet offline, in a few minutes, on two CPU cores.
 
-Data: scikit-learn's bundled handwritten digits (1,797 real 8x8 images), resized to 32x32 — no
-download. Model: the papers' CIFAR ResNet-20 (option A shortcuts). Recipe ``digits_demo``: SGD
+Data: scikit-learn's bundled handwritten digits (1,797 real 8x8 images), resized to 32x32 and
+given as RGB — no download. The exported artifact takes pixels and carries standard TFLite
+metadata, so MediaPipe Tasks' ImageClassifier loads the ``.tflite`` alone. Model: the papers' CIFAR ResNet-20 (option A shortcuts). Recipe ``digits_demo``: SGD
 with momentum, cosine schedule, pad-4 random-crop augmentation (no flips: digits are not mirror
 symmetric). The run directory holds config, checkpoints, best/final models, CSV and TensorBoard
 logs, metrics and curves.

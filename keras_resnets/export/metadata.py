@@ -72,8 +72,8 @@ def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, 
                   labels, version: str = "") -> Metadata:
     """Return ``flatbuffer`` with standard metadata and an associated labels file.
 
-    The normalisation written is what the input tensor expects: ``image.mean`` / ``image.std`` for
-    float inputs of normalised-input models, mean 0 / std 1 (identity) for raw-pixel models; a
+    The normalisation written is what the input expects before any quantization: ``image.mean`` /
+    ``image.std`` for normalised-input models, mean 0 / std 1 (identity) for raw-pixel models; a
     uint8 input must take the pixels themselves (quantization scale 1, zero point 0), which is what
     clients feed it.
 
@@ -111,7 +111,7 @@ def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, 
                               f"clients feed pixels 0..255 as they are (scale 1, zero point 0): export with "
                               f"--include-preprocessing for a uint8 pixel input")
     raw = image.mean is None
-    if raw or input_type != "float32":
+    if raw:  # pixels as they are (a uint8 input is refused above unless it is pixels)
         mean, std = [0.0], [1.0]
     else:
         mean, std = [float(v) for v in image.mean], [float(v) for v in image.std]

@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# MediaPipe Tasks (the export tests' on-device client) in an environment of its own: its absl-py
+# pin conflicts with requirements.lock's. The tests call it in a subprocess.
+MP_VENV  ?= .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: demo test test-tf test-jax test-torch venv bench notebooks clean
+.PHONY: demo test test-tf test-jax test-torch venv mediapipe-venv bench notebooks clean
 
 venv: $(STAMP)
 
@@ -17,6 +21,13 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+mediapipe-venv: $(MP_STAMP)
+
+$(MP_STAMP): requirements-mediapipe.lock
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install -q -r requirements-mediapipe.lock
+	touch $(MP_STAMP)
+
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
@@ -26,8 +37,8 @@ demo: $(STAMP)
 # test near the end of a worker's queue does not leave the second core idle.
 test: test-tf test-jax test-torch
 
-test-tf: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -n 2 --dist worksteal -q --durations=15 tests
+test-tf: $(STAMP) $(MP_STAMP)
+	KERAS_BACKEND=tensorflow KERAS_RESNETS_MEDIAPIPE_PYTHON=$(MP_VENV)/bin/python $(PY) -m pytest -n 2 --dist worksteal -q --durations=15 tests
 
 # XLA's CPU backend at optimisation level 0: the model tests compile thousands of small ops once
 # each (every weight initialiser of every shape), and compiling them unoptimised is ~5x faster.
@@ -48,4 +59,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(MP_VENV) build *.egg-info

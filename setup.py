@@ -32,6 +32,12 @@ setup(
             "matplotlib",
             "tqdm",
         ],
+        # `keras-resnets export --to onnx`: Keras' ONNX export (tf2onnx) and the onnxruntime check.
+        "onnx": [
+            "tf2onnx==1.17.0",
+            "onnx==1.23.2",
+            "onnxruntime==1.32.0",
+        ],
         # Executing the reproduction notebooks (notebooks/run_notebooks.py, tests/notebooks).
         "notebooks": [
             "nbclient==0.11.0",

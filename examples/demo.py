@@ -1,7 +1,8 @@
 """`make demo`: train a CIFAR-style ResNet offline, in a few minutes, on two CPU cores.
 
-Data: scikit-learn's bundled handwritten digits (1,797 real 8x8 images), resized to 32x32 — no
-download. Model: the papers' CIFAR ResNet-20 (option A shortcuts). Recipe ``digits_demo``: SGD
+Data: scikit-learn's bundled handwritten digits (1,797 real 8x8 images), resized to 32x32 and
+given as RGB — no download. The exported artifact takes pixels and carries standard TFLite
+metadata, so MediaPipe Tasks' ImageClassifier loads the ``.tflite`` alone. Model: the papers' CIFAR ResNet-20 (option A shortcuts). Recipe ``digits_demo``: SGD
 with momentum, cosine schedule, pad-4 random-crop augmentation (no flips: digits are not mirror
 symmetric). The run directory holds config, checkpoints, best/final models, CSV and TensorBoard
 logs, metrics and curves.
@@ -20,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SMALL = os.environ.get("SMALL") == "1"
 MODEL = "cifar_resnet20"
 DATASET = "digits"
+CHANNELS = 3  # the grey digits as RGB images: image clients (MediaPipe Tasks) take 3-channel input
 RECIPE = "digits_demo"
 EPOCHS = 2 if SMALL else 12
 ACCURACY_BAR = 0.0 if SMALL else 0.97
@@ -32,7 +34,7 @@ def describe_data():
     from keras_resnets.training import get_recipe
 
     recipe = get_recipe(RECIPE)
-    datasets = load_dataset(DATASET, batch_size=recipe.batch_size, augment=recipe.augment)
+    datasets = load_dataset(DATASET, batch_size=recipe.batch_size, augment=recipe.augment, channels=CHANNELS)
     info = datasets.info
     print(f"[1/3] data: {info.name}, {info.num_classes} classes, images {info.image_shape}, "
           f"{info.num_train} train / {info.num_validation} validation / {info.num_test} test, "
@@ -46,7 +48,7 @@ def train_model(datasets, runs_dir: str = "runs"):
 
     run_name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"[2/3] training {MODEL} for {EPOCHS} epochs (recipe {RECIPE}) -> {os.path.join(runs_dir, run_name)}")
-    return train(MODEL, DATASET, recipe=RECIPE, epochs=EPOCHS, datasets=datasets, runs_dir=runs_dir,
+    return train(MODEL, DATASET, recipe=RECIPE, epochs=EPOCHS, datasets=datasets, channels=CHANNELS, runs_dir=runs_dir,
                  run_name=run_name, seed=0)
 
 
@@ -70,8 +72,9 @@ def compare_with_tflite(result) -> None:
     """Extra step: export the best model for edge (``--quantize auto``) and compare it with Keras."""
     from keras_resnets.export import export_model
 
+    # pixel input (uint8 for the integer variants) with standard metadata: MediaPipe Tasks load the file as it is
     exported = export_model(result.run_dir, quantize="none" if SMALL else "auto", force=True,
-                            benchmark_runs=10 if SMALL else 50)
+                            include_preprocessing=True, benchmark_runs=10 if SMALL else 50)
     report = exported.report
     accuracy, latency = report["accuracy"], report["latency"]
     candidates = report.get("auto", {}).get("candidates", [])

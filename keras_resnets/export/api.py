@@ -9,11 +9,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resnets.export import convert, report as report_lib
+from keras_resnets.export import convert, metadata as tflite_metadata, ops as ops_report, report as report_lib
 from keras_resnets.export.datasets import load_export_data
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.graph import layer_graph
 from keras_resnets.export.keras_qat import QAT_PARITY_POINTS, keras_qat_and_convert
+from keras_resnets.export.onnx_export import export_onnx
 from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.sensitivity import (KEEP_FLOAT_AUTO, measure_sensitivity, parse_keep_float,
                                               resolve_keep_float, selective_int8, sensitivity_chart)
@@ -21,7 +22,7 @@ from keras_resnets.export.source import ExportSource, load_source
 from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_METRICS, TFLiteRunner,
                                          compare_predictions, verify_tflite)
 
-TARGETS = ("tflite", "saved_model")
+TARGETS = ("tflite", "saved_model", "onnx")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 AUTO_CANDIDATES = ("float32", "float16", "dynamic", "int8")
 SELECTIVE = "int8-selective"  # the variant with some layers kept in float (--keep-float)
@@ -50,7 +51,7 @@ class ExportResult:
 
 
 def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: float | None = None,
-                 dataset=None, output_dir=None, force: bool = False, io_type: str = "int8",
+                 dataset=None, output_dir=None, force: bool = False, io_type: str | None = None,
                  dynamic_batch: bool = False, include_preprocessing: bool = False,
                  accuracy_budget: float = 1.0, num_threads: int | None = None, benchmark_runs: int = 50,
                  calibration_samples: int = 200, eval_samples: int | None = None,
@@ -60,7 +61,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
 
     Args:
         source: a run directory, a ``.keras`` file, or an already loaded ``ExportSource``.
-        to: ``"tflite"`` or ``"saved_model"``.
+        to: ``"tflite"``, ``"saved_model"`` or ``"onnx"`` (float32, checked with onnxruntime).
         quantize: ``"none"`` (float32), ``"float16"``, ``"dynamic"`` (int8 weights), ``"int8"``
             (full integer, calibrated), ``"qat"`` (quantization-aware fine-tuning, then full
             integer) or ``"auto"`` (the smallest variant within ``accuracy_budget``, selective
@@ -70,7 +71,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             :func:`~keras_resnets.export.datasets.load_export_data`.
         output_dir: where to write (default ``RUN/export``).
         force: overwrite existing files of the same name.
-        io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``.
+        io_type: full-integer input/output type, ``"int8"`` or ``"uint8"``; default ``"uint8"`` for
+            ``include_preprocessing`` (pixels 0..255, what image clients such as MediaPipe feed),
+            ``"int8"`` otherwise.
         dynamic_batch: export with a dynamic batch dimension (servers) instead of batch 1.
         include_preprocessing: the artifact takes raw pixels (0..255) and normalises them itself.
         accuracy_budget: allowed drop (percentage points) versus the Keras model of top-1 for a
@@ -97,6 +100,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             express, ``VerificationError`` when the artifact fails a check; in every case nothing
             is written).
     """
+    io_type = io_type or ("uint8" if include_preprocessing else "int8")
     _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for)
     keep = parse_keep_float(keep_float)
     qat_path = (fine_tune or FineTuneOptions()).qat_path
@@ -106,6 +110,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
+    if to == "onnx":
+        return ExportResult(**export_onnx(src, out_dir, force=force, dataset=dataset, preprocessing=include_preprocessing,
+                                          eval_samples=eval_samples, refuse_overwrite=_refuse_overwrite))
     if to == "saved_model":
         return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
     naming = _Naming(src.name, io_type, batch_size, include_preprocessing)
@@ -180,8 +187,8 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, opt
 
 
 def _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path):
-    if to == "saved_model" and (quantize != "none" or prune is not None or keep is not None):
-        raise ExportError(f"--to saved_model exports float32 only; got quantize={quantize!r}, prune={prune!r} "
+    if to != "tflite" and (quantize != "none" or prune is not None or keep is not None):
+        raise ExportError(f"--to {to} exports float32 only; got quantize={quantize!r}, prune={prune!r} "
                           "(quantization and pruning apply to tflite)")
     if quantize == "auto" and prune is not None:
         raise ExportError("--quantize auto compares post-training variants; combine --prune with an explicit "
@@ -407,6 +414,9 @@ class _Job:
         names = {k: v for k, v in artifact_files(variant).items() if k != "chart"}
         out_dir.mkdir(parents=True, exist_ok=True)
         _refuse_overwrite(out_dir, [*names.values(), *files], force)
+        # standard TFLite metadata (labels packed in the file), then the delegate/op section of the bytes written
+        flatbuffer, standard = tflite_metadata.for_source(flatbuffer, self.source, preprocessing=self.preprocessing)
+        delegates = ops_report.delegate_report(flatbuffer, full_integer=section["precision"].startswith("int8"))
         metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
                                                preprocessing=self.preprocessing)
         report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
@@ -414,7 +424,7 @@ class _Job:
                   "batch": self.batch_size, "input_pixels": "raw" if self.preprocessing else "normalized",
                   "size_bytes": len(flatbuffer), "io": {"input": metadata["input"]["dtype"],
                                                          "output": metadata["output"]["dtype"]},
-                  **section, "metadata": names["metadata"], **extra}
+                  **section, "metadata": names["metadata"], "standard_metadata": standard, "delegates": delegates, **extra}
         report.setdefault("size_vs_float32", None)
         staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=out_dir))
         try:

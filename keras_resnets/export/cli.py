@@ -7,7 +7,7 @@ QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8", "qat", "auto")
 def add_arguments(parser) -> None:
     """Add the export options to ``parser``."""
     parser.add_argument("source", metavar="RUN_DIR|MODEL.keras", help="run directory or .keras file")
-    parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model"), help="artifact format")
+    parser.add_argument("--to", default="tflite", choices=("tflite", "saved_model", "onnx"), help="artifact format")
     parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
                         help="none (float32), float16, dynamic (int8 weights), int8 (full integer, calibrated), "
                              "qat (quantization-aware fine-tuning), auto (the smallest artifact within the budget)")
@@ -24,8 +24,9 @@ def add_arguments(parser) -> None:
                              "x_test, y_test (labels, or masks (n, h, w) for segmentation; default: the run's dataset)")
     parser.add_argument("--output", default=None, help="output folder (default: RUN_DIR/export)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    parser.add_argument("--io-type", default="int8", choices=("int8", "uint8"),
-                        help="input/output type of full-integer models")
+    parser.add_argument("--io-type", default=None, choices=("int8", "uint8"),
+                        help="input/output type of full-integer models (default: uint8 with "
+                             "--include-preprocessing, the pixels image clients such as MediaPipe feed; else int8)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="dynamic batch dimension for servers (default: static batch 1 for edge)")
     parser.add_argument("--include-preprocessing", action="store_true",
@@ -75,5 +76,9 @@ def run(args) -> int:
               + (f": {', '.join(layers)}" if layers else " (int8 alone meets the budget)"))
     if report.get("sensitivity", {}).get("chart"):
         print(f"per-layer int8 sensitivity: {result.artifact.parent / report['sensitivity']['chart']}")
+    standard = report.get("standard_metadata")
+    if standard:
+        print(f"metadata: standard TFLite metadata with {standard['labels_file']}; MediaPipe Tasks: {standard['mediapipe']}"
+              if standard["standard"] else f"metadata: not written: {standard['reason']}")
     print(f"report: {result.report_md}")
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnets.export import metadata as tflite_metadata, ops as ops_report
 from keras_resnets.export.verify import METRIC_NAMES
 
 SIDECAR_FORMAT = "keras_resnets.tflite/1"
@@ -97,6 +98,7 @@ def markdown_report(report: dict) -> str:
         lines += ["", f"builtin only: {ops['builtin_only']}; MUL/ADD/SUB: {ops['elementwise_ops']} "
                   f"(allowed {ops['elementwise_ops_allowed']}); SPACE_TO_BATCH/BATCH_TO_SPACE: "
                   f"{ops['space_to_batch_ops']}"]
+    lines += tflite_metadata.markdown_lines(report.get("standard_metadata")) + ops_report.markdown_lines(report.get("delegates"))
     if report.get("checks"):
         lines += ["", "## Checks", ""]
         lines += [f"- [{'x' if c['passed'] else ' '}] {c['name']}{'' if c.get('required', True) else ' (informational)'}: "

@@ -138,12 +138,17 @@ def parse_keep_float(value) -> list | str | None:
 def selective_int8(sensitivity: Sensitivity, keep_tensors, io_type: str) -> bytes:
     """Full-integer model from the calibrated model with the ops producing ``keep_tensors`` left in float."""
     import tensorflow as tf
-    from tensorflow.lite.python import convert as lite_convert
+    from tensorflow.lite.python import convert as lite_convert, util
 
-    dtype = tf.int8 if io_type == "int8" else tf.uint8
-    return lite_convert.mlir_quantize(sensitivity.calibrated_model, fully_quantize=True,
-                                      denylisted_nodes=list(keep_tensors) or None,
-                                      input_data_type=dtype, output_data_type=dtype)
+    if io_type == "int8":
+        return lite_convert.mlir_quantize(sensitivity.calibrated_model, fully_quantize=True,
+                                          denylisted_nodes=list(keep_tensors) or None,
+                                          input_data_type=tf.int8, output_data_type=tf.int8)
+    # mlir_quantize quantizes the I/O of a fully quantized model to int8 whatever type is asked for; for
+    # uint8, keep float I/O and let the converter's own post-processing step turn it into uint8
+    model = lite_convert.mlir_quantize(sensitivity.calibrated_model, fully_quantize=False,
+                                       denylisted_nodes=list(keep_tensors) or None)
+    return util.modify_model_io_type(model, tf.uint8, tf.uint8)
 
 
 def sensitivity_chart(rows, title: str, top: int = 30) -> bytes:

@@ -34,12 +34,12 @@ def small_resnet(input_shape=INPUT_SHAPE, classes=10, dilation=1, classifier_act
 
 
 def write_run(run_dir, model, *, dataset="digits", classifier_activation="softmax", epochs=0,
-              model_name="tiny_resnet"):
-    """Save ``model`` as ``best.keras`` with the run's ``config.json`` (digits at 16x16x1).
+              model_name="tiny_resnet", input_shape=INPUT_SHAPE):
+    """Save ``model`` as ``best.keras`` with the run's ``config.json`` (digits at 16x16x1 by default).
 
     ``model_name`` is the run's model (a registry name for registry models); artifacts are named after it.
     """
-    info = load_dataset(dataset, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2]).info
+    info = load_dataset(dataset, image_size=input_shape[:2], channels=input_shape[2]).info
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
     RunConfig(**info.to_config(), model=model_name, classifier_activation=classifier_activation, epochs=epochs,

@@ -211,3 +211,24 @@ def test_outputs_neither_classes_nor_pixel_classes_are_refused_in_one_line(tmp_p
     with pytest.raises(ExportError, match=r"classifiers with output \(batch, classes\) and segmentation models with "
                                           r"output \(batch, 32, 32, classes\); this model outputs \(None, 16, 16, 4\)"):
         export_model(tmp_path / "half.keras", dataset="shapes")
+
+
+def test_mediapipe_segmenter_reads_the_metadata_and_agrees_on_the_category_mask(seg_run, tmp_path):
+    from keras_resnets.export import load_source
+    from keras_resnets.export.datasets import load_export_data
+    from keras_resnets.export.verify import TFLiteRunner
+    from mediapipe_helpers import mediapipe_results, raw_pixels
+
+    result = export_model(seg_run, quantize="int8", include_preprocessing=True, output_dir=tmp_path, **FAST,
+                          accuracy_budget=100.0)
+    assert result.report["io"] == {"input": "uint8", "output": "uint8"}
+    assert result.report["standard_metadata"]["mediapipe"] == "loadable"
+    source = load_source(seg_run)
+    pixels = raw_pixels(load_export_data(source, calibration_samples=1, eval_samples=8), 8)
+    ours = TFLiteRunner(result.artifact).predict(pixels.astype(np.float32)).argmax(-1)
+    theirs = mediapipe_results("segmentation", pixels, [result.artifact], tmp_path)[str(result.artifact)]
+    assert "error" not in theirs, theirs
+    assert theirs["labels"] == list(source.class_names)
+    masks = np.array([image["mask"] for image in theirs["images"]])
+    assert masks.shape == ours.shape
+    assert np.mean(masks == ours) >= 0.99

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_resnets.export import export_model
+from keras_resnets.export.errors import ExportError
 
 pytestmark = pytest.mark.tf_only
 
@@ -97,3 +98,13 @@ def test_saved_model_serves_probabilities_with_a_named_signature(fresh_run):
     outputs = serve(images=tf.zeros([1, 16, 16, 1]))["probabilities"].numpy()
     assert outputs.shape == (1, 10) and abs(outputs.sum() - 1.0) < 1e-5
     assert result.report["checks"][0]["passed"]
+
+
+def test_onnx_export_is_checked_with_onnxruntime(fresh_run):
+    result = export_model(fresh_run, to="onnx", include_preprocessing=True, eval_samples=64)
+    report = result.report
+    assert result.artifact.name == "tiny_resnet_float32-rawpixels.onnx" and result.artifact.exists()
+    assert report["format"] == "onnx" and report["checks"][0]["passed"], report["checks"]
+    assert report["accuracy"]["prediction_agreement"] == 100.0
+    with pytest.raises(ExportError, match=r"^--to onnx exports float32 only; got quantize='int8'"):
+        export_model(fresh_run, to="onnx", quantize="int8")

@@ -23,8 +23,9 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+from keras_resnets.tasks import TASKS
+
 SCHEMA_VERSION = 1
-TASKS = ("classification", "segmentation")
 FREEZE_MODES = ("none", "backbone")
 # Keys that may differ between a run and its resumption (they describe the machine, not the run).
 MACHINE_KEYS = ("keras_resnets_version", "backend", "jit_compile", "data_dir")
@@ -63,7 +64,7 @@ class RunConfig:
     classes: int
     class_names: list
     normalization: dict
-    task: str = "classification"
+    task: str = TASKS[0]
     model_kwargs: dict = field(default_factory=dict)
     dataset_kwargs: dict = field(default_factory=dict)
     data_dir: str | None = None

@@ -18,8 +18,8 @@ from keras_resnets.export.optimize import FineTuneOptions, optimize_and_convert
 from keras_resnets.export.sensitivity import (KEEP_FLOAT_AUTO, measure_sensitivity, parse_keep_float,
                                               resolve_keep_float, selective_int8, sensitivity_chart)
 from keras_resnets.export.source import ExportSource, load_source
-from keras_resnets.export.verify import (FLOAT32_TOLERANCE, METRIC_NAMES, TASK_METRICS, TFLiteRunner,
-                                         compare_predictions, verify_tflite)
+from keras_resnets.export.verify import (METRIC_NAMES, TFLiteRunner, compare_predictions, float32_parity_check,
+                                         verify_tflite)
 
 TARGETS = ("tflite", "saved_model")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat", "auto")
@@ -55,7 +55,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
                  accuracy_budget: float = 1.0, num_threads: int | None = None, benchmark_runs: int = 50,
                  calibration_samples: int = 200, eval_samples: int | None = None,
                  fine_tune: FineTuneOptions | None = None, checkpoint: str = "best",
-                 keep_float=None, optimize_for: str = "size") -> ExportResult:
+                 keep_float=None, optimize_for: str = "size", float32_bar: float | None = None) -> ExportResult:
     """Export, verify and report.
 
     Args:
@@ -90,6 +90,9 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             default: the smallest file, the same choice on every machine) or ``"host-latency"``
             (a faster variant replaces the smallest only where its median latency on this machine
             is lower by more than the measured p10-p90 spread of both).
+        float32_bar: the largest max-abs difference between a float32 artifact's probabilities and
+            the Keras model's that passes (default the task's ``Task.float32_parity_bar``: 1e-4 per
+            image, 1e-3 per pixel).
 
     Raises:
         ExportError: bad options or inputs, or an existing artifact without ``force`` (checked
@@ -97,17 +100,19 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
             express, ``VerificationError`` when the artifact fails a check; in every case nothing
             is written).
     """
-    _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for)
+    _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for, float32_bar)
     keep = parse_keep_float(keep_float)
     qat_path = (fine_tune or FineTuneOptions()).qat_path
     if qat_path not in QAT_PATHS:
         raise ExportError(f"--qat-path must be one of {', '.join(QAT_PATHS)}; got {qat_path!r}")
     _validate_combinations(to, quantize, prune, keep, optimize_for, qat_path)
     src = source if isinstance(source, ExportSource) else load_source(source, checkpoint=checkpoint)
+    float32_bar = src.task.float32_parity_bar if float32_bar is None else float(float32_bar)
     out_dir = Path(output_dir) if output_dir is not None else src.default_output_dir
     batch_size = None if dynamic_batch else 1
     if to == "saved_model":
-        return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples)
+        return _export_saved_model(src, out_dir, force, dataset, batch_size, include_preprocessing, eval_samples,
+                                   float32_bar)
     naming = _Naming(src.name, io_type, batch_size, include_preprocessing)
     fine_tune = fine_tune or FineTuneOptions()
     planned = _planned_variants(naming, quantize, prune, keep, fine_tune.qat_path)
@@ -116,7 +121,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     fine_tuning = quantize == "qat" or prune is not None
     data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples,
                             train_samples=fine_tune.max_images if fine_tuning else None)
-    job = _Job(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs)
+    job = _Job(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs, float32_bar)
     if quantize == "auto":
         variant, flatbuffer, section, extra = job.choose_automatically(optimize_for)
     elif quantize == "qat" and fine_tune.qat_path == "keras":
@@ -156,7 +161,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     return job.write(out_dir, variant, flatbuffer, section, extra, force)
 
 
-def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for):
+def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for, float32_bar=None):
     if keras.backend.backend() != "tensorflow":  # tf.function tracing and the TFLite converter need tf tensors
         raise ExportError(f"export needs KERAS_BACKEND=tensorflow (SavedModel and TFLite trace the model with "
                           f"TensorFlow); got {keras.backend.backend()!r}. Runs trained on any backend export "
@@ -173,6 +178,8 @@ def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, opt
         raise ExportError(f"--accuracy-budget must be >= 0 points; got {accuracy_budget!r}")
     if benchmark_runs < 1:
         raise ExportError(f"--runs must be >= 1; got {benchmark_runs!r}")
+    if float32_bar is not None and not float(float32_bar) >= 0:
+        raise ExportError(f"--float32-bar must be >= 0; got {float32_bar!r}")
     if optimize_for not in OPTIMIZE_FOR:
         raise ExportError(f"--optimize-for must be one of {', '.join(OPTIMIZE_FOR)}; got {optimize_for!r}")
 
@@ -263,6 +270,7 @@ class _Job:
     accuracy_budget: float
     num_threads: int | None
     runs: int
+    float32_bar: float
 
     def __post_init__(self):
         self.preprocessing, self.io_type = self.naming.preprocessing, self.naming.io_type
@@ -352,7 +360,8 @@ class _Job:
         section, failed = verify_tflite(runner, graph=self.graph, precision=precision, images=self.eval_inputs,
                                         labels=self.data.eval_labels, reference=self.reference,
                                         preprocessing=self.preprocessing, accuracy_budget=self.accuracy_budget,
-                                        runs=self.runs, task=self.source.task, parity_reference=parity_reference)
+                                        runs=self.runs, task=self.source.task, parity_reference=parity_reference,
+                                        float32_bar=self.float32_bar)
         section["precision"] = precision
         section["metadata"] = None
         self._last_runner = runner
@@ -405,7 +414,7 @@ class _Job:
         metadata = report_lib.sidecar_metadata(self.source, self._last_runner, artifact_name=names["artifact"],
                                                preprocessing=self.preprocessing)
         report = {"artifact": names["artifact"], "source": str(self.source.model_path), "format": "tflite",
-                  "task": self.source.task,
+                  "task": self.source.task.name,
                   "batch": self.batch_size, "input_pixels": "raw" if self.preprocessing else "normalized",
                   "size_bytes": len(flatbuffer), "io": {"input": metadata["input"]["dtype"],
                                                          "output": metadata["output"]["dtype"]},
@@ -475,7 +484,7 @@ def choose_variant(candidates: list, optimize_for: str, budget: float) -> tuple:
 
 
 def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, batch_size, preprocessing: bool,
-                        eval_samples: int | None) -> ExportResult:
+                        eval_samples: int | None, float32_bar: float) -> ExportResult:
     """SavedModel (``serving_default``: images -> probabilities), checked against the Keras model."""
     import tensorflow as tf
 
@@ -503,18 +512,17 @@ def _export_saved_model(src: ExportSource, out_dir: Path, force: bool, dataset, 
         exported = np.concatenate([serve(**{convert.INPUT_NAME: tf.constant(inputs[i:i + step])})[convert.OUTPUT_NAME]
                                    .numpy() for i in range(0, len(inputs), step)])
         max_abs = float(np.max(np.abs(exported - reference)))
-        checks = [{"name": "float32_parity", "passed": max_abs <= FLOAT32_TOLERANCE,
-                   "detail": f"max abs output difference {max_abs:.3g} (bar {FLOAT32_TOLERANCE:g})"}]
+        checks = [float32_parity_check(max_abs, float32_bar)]
         if labels is not None:
             accuracy = compare_predictions(src.task, exported, reference, labels, prefix="exported")
         else:
-            metric = TASK_METRICS[src.task]
+            metric = src.task.export_metric
             accuracy = {"metric": metric, "samples": len(images), f"keras_{metric}": 0.0, f"exported_{metric}": 0.0,
                         "max_abs_diff": max_abs}
-        if max_abs > FLOAT32_TOLERANCE:
+        if max_abs > float32_bar:
             raise VerificationError(f"{name} failed verification: {checks[0]['detail']}; nothing was written")
         size = sum(p.stat().st_size for p in (staging / name).rglob("*") if p.is_file())
-        report = {"artifact": name, "source": str(src.model_path), "format": "saved_model", "task": src.task,
+        report = {"artifact": name, "source": str(src.model_path), "format": "saved_model", "task": src.task.name,
                   "precision": "float32",
                   "batch": batch_size, "input_pixels": "raw" if preprocessing else "normalized", "size_bytes": size,
                   "signature": {"key": convert.SIGNATURE_KEY, "input": convert.INPUT_NAME,

@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--accuracy-budget", type=float, default=1.0, metavar="POINTS",
                         help="allowed drop vs the Keras model in percentage points of top-1 (classifiers) "
                              "or mean IoU (segmentation models) (default 1)")
+    parser.add_argument("--float32-bar", type=float, default=None, metavar="MAX_ABS",
+                        help="largest max-abs difference between float32 artifact and Keras probabilities that passes "
+                             "(default: the task's, 1e-4 per image, 1e-3 per pixel)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads for latency (default: all)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs for latency (default 50)")
     parser.add_argument("--calibration-samples", type=int, default=200, help="representative set size")
@@ -55,7 +58,7 @@ def run(args) -> int:
         include_preprocessing=args.include_preprocessing, accuracy_budget=args.accuracy_budget,
         num_threads=args.threads, benchmark_runs=args.runs, calibration_samples=args.calibration_samples,
         eval_samples=args.eval_samples, checkpoint=args.checkpoint, keep_float=args.keep_float,
-        optimize_for=args.optimize_for,
+        optimize_for=args.optimize_for, float32_bar=args.float32_bar,
         fine_tune=FineTuneOptions(epochs=args.epochs, learning_rate=args.learning_rate, qat_path=args.qat_path))
     from keras_resnets.export.report import summary_line
 

@@ -8,11 +8,11 @@ import numpy as np
 
 from keras_resnets.data.registry import DATASETS as _REGISTRY
 from keras_resnets.export.errors import ExportError
-from keras_resnets.export.verify import IGNORE_LABEL
+from keras_resnets.tasks import IGNORE_LABEL, get_task
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The dataset registry names the segmentation datasets and the ``dataset_kwargs`` each takes.
-SEGMENTATION_DATASETS = tuple(name for name, entry in _REGISTRY.items() if entry.task == "segmentation")
+SEGMENTATION_DATASETS = tuple(name for name, entry in _REGISTRY.items() if get_task(entry.task).per_pixel)
 SEGMENTATION_DATASET_KWARGS = {name: _REGISTRY[name].options for name in SEGMENTATION_DATASETS}
 # Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
 SEGMENTATION_EVAL_SAMPLES = 500
@@ -79,7 +79,7 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
                           "(a dataset name or an .npz file with x_train, y_train, x_test, y_test)")
     if eval_samples is not None and eval_samples < 1:
         raise ExportError(f"eval_samples must be >= 1, got {eval_samples}")
-    segmentation = source.task == "segmentation"
+    segmentation = source.task.per_pixel
     train_limit = max(calibration_samples, train_samples or 0)
     if segmentation and eval_samples is None:
         eval_samples = SEGMENTATION_EVAL_SAMPLES

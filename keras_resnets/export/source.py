@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 from keras_resnets.export.errors import ExportError
+from keras_resnets.tasks import TASKS, Task, get_task, task_for_output
 
 CHECKPOINTS = ("best", "final")
 
@@ -22,8 +23,8 @@ class ExportSource:
         config: the run's ``config.json`` (empty for a bare file).
         input_shape: ``(height, width, channels)``.
         class_names: one label per output class.
-        task: ``"classification"`` (output ``(batch, classes)``) or ``"segmentation"`` (per-pixel
-            output ``(batch, height, width, classes)``).
+        task: the run's ``keras_resnets.tasks.Task`` (classification: output ``(batch, classes)``;
+            segmentation: per-pixel output ``(batch, height, width, classes)``).
         mean, std: per-channel normalisation in the 0..255 pixel scale (identity when unknown).
         classifier_activation: ``"softmax"`` (or another activation name) if the model outputs
             probabilities, ``None`` if it outputs logits (per pixel for segmentation).
@@ -39,7 +40,7 @@ class ExportSource:
     mean: list
     std: list
     classifier_activation: str | None
-    task: str = "classification"
+    task: Task = get_task(TASKS[0])
 
     @property
     def num_classes(self) -> int:
@@ -144,24 +145,21 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
                         classifier_activation=activation, task=task)
 
 
-def _task(output_shape, input_shape: tuple, model_path: Path, run_task: str | None = None) -> str:
+def _task(output_shape, input_shape: tuple, model_path: Path, run_task: str | None = None) -> Task:
     """The run config's task (a bare ``.keras`` file has none: then the output shape tells), checked
-    against the output: ``(batch, classes)`` for classification, ``(batch, H, W, classes)`` for segmentation."""
-    dims = tuple(output_shape[1:])
-    per_image = len(dims) == 1 and dims[0] is not None
-    per_pixel = len(dims) == 3 and None not in dims and dims[:2] == tuple(input_shape[:2])
+    against the output (``Task.output_shape_fits``)."""
     if run_task is not None:
-        if (run_task == "classification" and per_image) or (run_task == "segmentation" and per_pixel):
-            return run_task
+        task = get_task(run_task)
+        if task.output_shape_fits(output_shape, input_shape):
+            return task
         raise ExportError(f"{model_path}: the run config's task is {run_task!r} but the model outputs "
                           f"{tuple(output_shape)}")
-    if per_image:
-        return "classification"
-    if per_pixel:
-        return "segmentation"
-    raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
-                      f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "
-                      f"this model outputs {tuple(output_shape)}")
+    task = task_for_output(output_shape, input_shape)
+    if task is None:
+        raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
+                          f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "
+                          f"this model outputs {tuple(output_shape)}")
+    return task
 
 
 def _output_activation(model) -> str | None:

@@ -85,9 +85,10 @@ def read_config(run_dir: str) -> dict:
         ValueError: no such run, an invalid ``config.json``, or a segmentation run (the message names it).
     """
     from keras_resnets.runs import RunConfig
+    from keras_resnets.tasks import get_task
 
     config = RunConfig.load(run_dir)
-    if config.task != "classification":
+    if not get_task(config.task).evaluation_protocols:
         raise ValueError(f"evaluate protocols are for classification runs; {run_dir!r} is a {config.task} run "
                          f"(its metrics.json holds mean IoU and pixel accuracy)")
     return config.to_dict()

@@ -100,7 +100,7 @@ def tune(
     model: str = "cifar_resnet20",
     dataset: str = "digits",
     *,
-    space="study",
+    space=None,
     space_overrides: dict | None = None,
     tuner: str = "grid",
     objective: str | None = None,
@@ -136,7 +136,8 @@ def tune(
         dataset: a registered dataset (``digits``, ``folder``, ``shapes``, ...) or a TFDS name; its
             task (classification or segmentation) decides the loss, metrics and objectives.
         space: a space name (``keras_resnets.tuning.SPACES``: ``study`` is the CIFAR-10 study's
-            3 x 4 x 3 grid) or a mapping ``key -> values``.
+            3 x 4 x 3 grid) or a mapping ``key -> values``; default the task's (``Task.default_space``:
+            ``study`` for classification, ``segmentation_lr`` for segmentation).
         space_overrides: ``key -> values`` replacing or adding keys of ``space``.
         tuner: ``grid``, ``random``, ``bayesian`` or ``hyperband``.
         objective: one of the task's objectives (classification: ``val_accuracy``, ``val_loss``,
@@ -177,18 +178,16 @@ def tune(
     from keras_resnets.training.steps import task_of
     from keras_resnets.tuning.tuners import build_tuner, make_objective, validate_settings
 
-    search_space = SearchSpace.from_spec(space, space_overrides)
+    task = task_of(model, dataset)
+    search_space = SearchSpace.from_spec(task.default_space if space is None else space, space_overrides)
     validate_settings(tuner, search_space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
                       executions_per_trial=executions_per_trial)
-    task = task_of(model, dataset)
-    search_objective = make_objective(objective, direction, task.name)
+    search_objective = make_objective(objective, direction, task)
     recipe = recipe or task.default_recipe
     base_recipe = get_recipe(recipe)
     if classifier_activation == "auto":
         classifier_activation = task.default_classifier_activation
-    if task.name == "segmentation" and set(search_space.values.get("augment", ("none",))) - {"none"}:
-        raise ValueError(f"segmentation data is not augmented; the space's augment values "
-                         f"{list(search_space.values['augment'])} must be ['none'] (--space-arg augment=none)")
+    task.check_space(search_space.values)
     search_space.validate_model(model)
     model_kwargs = dict(model_kwargs or {})
     overlap = sorted(set(model_kwargs) & set(search_space.values))
@@ -242,7 +241,7 @@ def tune(
     hypermodel = ResNetHyperModel(
         model, search_space, datasets, epochs=max_epochs, recipe=base_recipe, model_kwargs=model_kwargs,
         classifier_activation=classifier_activation, objective=search_objective,
-        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed, task=task.name,
+        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed, task=task,
     )
     os.makedirs(tune_dir, exist_ok=True)
     if role != "worker" and not os.path.exists(search_file):

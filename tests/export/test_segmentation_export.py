@@ -55,11 +55,12 @@ def float32_export(seg_run):
 
 
 def _held_out(count):
-    """Raw pixels, normalised images and masks of the run's held-out split (seed 0 + the split offset)."""
-    from keras_resnets.data.segmentation import load_shapes
+    """Raw pixels, normalised images and masks of the run's test split (the one metrics.json reports)."""
+    from keras_resnets.data import registry
 
-    _, validation, info = load_shapes(image_size=SIZE, batch_size=count, seed=0, **SHAPES)
-    images, masks = (t.numpy() for t in next(iter(validation)))
+    data = registry.load("shapes", SHAPES, batch_size=count, image_size=(SIZE, SIZE), seed=0)
+    info = data.info
+    images, masks = (t.numpy() for t in next(iter(data.test)))
     pixels = np.clip(np.rint(images * np.asarray(info.std) + np.asarray(info.mean)), 0, 255).astype(np.uint8)
     return pixels, images, masks
 
@@ -235,3 +236,18 @@ def test_float32_parity_bar_is_the_tasks_and_a_miss_says_what_to_do(float32_expo
     parity = next(c for c in section["checks"] if c["name"] == "float32_parity")
     assert failed == ["float32_parity"] and "--float32-bar 0.003" in parity["detail"]
 
+
+def test_export_verifies_on_the_test_split_and_calibrates_in_training_order(seg_run):
+    """The held-out images are the test split ``metrics.json`` reports, the calibration images the
+    training pipeline's first batch, both through the dataset registry with the run's options."""
+    from keras_resnets.data import registry
+    from keras_resnets.export.datasets import load_export_data
+    from keras_resnets.export.source import load_source
+
+    data = load_export_data(load_source(seg_run), calibration_samples=8, eval_samples=16)
+    pipelines = registry.load("shapes", SHAPES, batch_size=8, image_size=(SIZE, SIZE), seed=0)
+    test_images, test_masks = (t.numpy() for t in next(iter(pipelines.test.unbatch().batch(16))))
+    first_images, _ = (t.numpy() for t in next(iter(pipelines.train(1))))
+    np.testing.assert_array_equal(data.eval_labels, test_masks)
+    np.testing.assert_allclose(data.eval_images, test_images, atol=1e-5)
+    np.testing.assert_allclose(data.calibration, first_images, atol=1e-5)

@@ -141,6 +141,13 @@ def test_export_reads_the_task_from_the_run_config(front_end, tmp_path):
     assert abs(result.report["accuracy"]["tflite_miou"] - result.report["accuracy"]["keras_miou"]) < 0.5
 
 
+def test_evaluate_refuses_a_segmentation_run_in_one_line(front_end):
+    from keras_resnets.training import evaluate
+
+    with pytest.raises(ValueError, match="evaluate protocols are for classification runs; .* is a segmentation run"):
+        evaluate.evaluate_run(front_end.path, ["centre_crop"])
+
+
 def test_export_refuses_a_run_config_whose_task_does_not_match_the_model(front_end, tmp_path):
     import shutil
 

@@ -6,9 +6,8 @@ import zipfile
 from pathlib import Path
 
 from keras_resnets.export.errors import ExportError
+from keras_resnets.export.variants import CHECKPOINTS
 from keras_resnets.tasks import TASKS, Task, get_task, task_for_output
-
-CHECKPOINTS = ("best", "final")
 
 
 @dataclasses.dataclass

@@ -297,6 +297,12 @@ class RunDir:
     export = property(lambda self: self._join("export"))
     tune = property(lambda self: self._join("tune"))
 
+    def model_file(self, checkpoint: str = "best") -> str | None:
+        """The saved model ``checkpoint`` names (``best`` or ``final``); ``best`` falls back to
+        ``final.keras`` when the run kept no best model. ``None`` when there is none."""
+        candidates = [self.best_model, self.final_model] if checkpoint == "best" else [self.final_model]
+        return next((path for path in candidates if os.path.isfile(path)), None)
+
     ARTIFACTS = ("run_dir", "config", "checkpoints", "best_model", "final_model", "history", "tensorboard",
                  "metrics", "curves")
 

@@ -90,7 +90,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
         name = naming.saved_model()
         refuse_overwrite(out_dir, [name, f"{name}.report.json", f"{name}.report.md"], force)
         data = (load_export_data(src, dataset, calibration_samples=1, eval_samples=eval_samples or 256)
-                if dataset or src.config.get("dataset") else None)
+                if dataset or src.config is not None else None)
         return export_saved_model(src, name, out_dir, force, data, naming.batch_size, include_preprocessing,
                                   float32_bar)
     plan = plan_export(naming, quantize, prune, keep, fine_tune.qat_path)
@@ -99,7 +99,7 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
     data = load_export_data(src, dataset, calibration_samples=calibration_samples, eval_samples=eval_samples,
                             train_samples=fine_tune.max_images if plan.fine_tunes else None)
     job = ExportJob(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs,
-                    float32_bar, seed=int(src.config.get("seed", 0)))
+                    float32_bar, seed=src.seed)
     built = BUILDERS[plan.mode](job, plan, Request(keep=keep, prune=prune, fine_tune=fine_tune,
                                                    optimize_for=optimize_for))
     return publish_tflite(src, built, out_dir, force, naming.batch_size, include_preprocessing)

@@ -70,7 +70,7 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
     """
     if calibration_samples < 1:
         raise ExportError(f"calibration_samples must be >= 1, got {calibration_samples}")
-    dataset = dataset or source.config.get("dataset")
+    dataset = dataset or (source.config.dataset if source.config is not None else None)
     if not dataset:
         raise ExportError(f"{source.model_path} has no run config naming its dataset; pass --dataset "
                           "(a dataset name or an .npz file with x_train, y_train, x_test, y_test)")
@@ -141,11 +141,12 @@ def _from_registry(source, name: str, train_limit: int | None, eval_limit: int |
                           f"{source.task.name} datasets: {', '.join(registry.list_datasets(source.task.name))} "
                           "or an .npz file with x_train, y_train, x_test, y_test")
     height, width, channels = source.input_shape
-    config = source.config
+    config = source.config  # None for a bare .keras file: the loader's defaults
     try:
-        datasets = registry.load(name, config.get("dataset_kwargs"), data_dir=config.get("data_dir"), batch_size=64,
-                                 augment="none", image_size=(height, width), channels=channels,
-                                 validation_split=config.get("validation_split", 0.1), seed=int(config.get("seed", 0)))
+        datasets = registry.load(name, config.dataset_kwargs if config else None,
+                                 data_dir=config.data_dir if config else None, batch_size=64, augment="none",
+                                 image_size=(height, width), channels=channels,
+                                 validation_split=config.validation_split if config else 0.1, seed=source.seed)
     except (ValueError, FileNotFoundError) as err:  # DatasetUnavailableError names the command to prepare it
         raise ExportError(f"cannot load dataset {name!r}: {err}") from None
     own_mean, own_std = np.asarray(datasets.info.mean, np.float32), np.asarray(datasets.info.std, np.float32)

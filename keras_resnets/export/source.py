@@ -7,6 +7,7 @@ from pathlib import Path
 
 from keras_resnets.export.errors import ExportError
 from keras_resnets.export.variants import CHECKPOINTS
+from keras_resnets.runs import RunConfig, RunDir, RunError
 from keras_resnets.tasks import TASKS, Task, get_task, task_for_output
 
 
@@ -18,12 +19,13 @@ class ExportSource:
         model: the Keras 3 functional model.
         name: short name used for artifact file names (registry name or file stem).
         model_path: the ``.keras`` file the model was loaded from.
-        run_dir: the run directory, or ``None`` for a bare ``.keras`` file.
-        config: the run's ``config.json`` (empty for a bare file).
+        run: the run's ``RunDir``, or ``None`` for a bare ``.keras`` file.
+        config: the run's ``RunConfig`` (``None`` for a bare file).
         input_shape: ``(height, width, channels)``.
         class_names: one label per output class.
         task: the run's ``keras_resnets.tasks.Task`` (classification: output ``(batch, classes)``;
-            segmentation: per-pixel output ``(batch, height, width, classes)``).
+            segmentation: per-pixel output ``(batch, height, width, classes)``); inferred from the
+            output shape only for a bare ``.keras`` file.
         mean, std: per-channel normalisation in the 0..255 pixel scale (identity when unknown).
         classifier_activation: ``"softmax"`` (or another activation name) if the model outputs
             probabilities, ``None`` if it outputs logits (per pixel for segmentation).
@@ -32,8 +34,8 @@ class ExportSource:
     model: object
     name: str
     model_path: Path
-    run_dir: Path | None
-    config: dict
+    run: RunDir | None
+    config: RunConfig | None
     input_shape: tuple
     class_names: list
     mean: list
@@ -46,9 +48,18 @@ class ExportSource:
         return len(self.class_names)
 
     @property
+    def run_dir(self) -> Path | None:
+        return Path(self.run.path) if self.run is not None else None
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (data order, fine-tuning); 0 for a bare file."""
+        return self.config.seed if self.config is not None else 0
+
+    @property
     def default_output_dir(self) -> Path:
         """``RUN/export`` for a run, ``<dir of the .keras file>/export`` otherwise."""
-        return (self.run_dir or self.model_path.parent) / "export"
+        return Path(self.run.export) if self.run is not None else self.model_path.parent / "export"
 
 
 def load_source(path, checkpoint: str = "best") -> ExportSource:
@@ -72,29 +83,28 @@ def load_source(path, checkpoint: str = "best") -> ExportSource:
         config_path = path / "config.json"
         if not config_path.is_file():
             raise ExportError(f"{path} is not a run directory: it has no config.json")
-        candidates = [path / f"{checkpoint}.keras"] + ([path / "final.keras"] if checkpoint == "best" else [])
-        model_path = next((p for p in candidates if p.is_file()), None)
+        run = RunDir(path)
+        model_path = run.model_file(checkpoint)
         if model_path is None:
-            raise ExportError(f"run directory {path} has no {' or '.join(p.name for p in candidates)}")
-        run_dir, config = path, _read_config(config_path)
+            names = ["best.keras", "final.keras"] if checkpoint == "best" else ["final.keras"]
+            raise ExportError(f"run directory {path} has no {' or '.join(names)}")
+        model_path, config = Path(model_path), _read_config(config_path)
     else:
         if path.suffix != ".keras":
             raise ExportError(f"{path} is not a .keras file (suffix {path.suffix!r}); "
                               "pass a run directory or a .keras file")
-        model_path, run_dir, config = path, None, {}
+        model_path, run, config = path, None, None
         sibling = path.parent / "config.json"
         if sibling.is_file():  # e.g. RUN/best.keras: the run's metadata applies
-            run_dir, config = path.parent, _read_config(sibling)
+            run, config = RunDir(path.parent), _read_config(sibling)
     model = _load_keras(model_path)
-    return _describe(model, model_path, run_dir, config)
+    return _describe(model, model_path, run, config)
 
 
-def _read_config(path: Path) -> dict:
-    """The run's ``RunConfig`` (keras_resnets.runs) as a dict; its ``task`` is the export's task."""
-    from keras_resnets.runs import RunConfig, RunError
-
+def _read_config(path: Path) -> RunConfig:
+    """The run's ``RunConfig``; its ``task`` is the export's task."""
     try:
-        return RunConfig.load(path).to_dict()
+        return RunConfig.load(path)
     except RunError as err:
         raise ExportError(str(err)) from None
 
@@ -115,7 +125,8 @@ def _load_keras(path: Path):
     return model
 
 
-def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> ExportSource:
+def _describe(model, model_path: Path, run: RunDir | None, run_config: RunConfig | None) -> ExportSource:
+    config = run_config.to_dict() if run_config is not None else {}
     input_shape = tuple(int(d) for d in model.input_shape[1:]) if None not in model.input_shape[1:] else None
     if input_shape is None or len(input_shape) != 3:
         if config.get("input_shape"):
@@ -139,7 +150,7 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
     else:
         activation = _output_activation(model)
     name = str(config.get("model") or model_path.stem)
-    return ExportSource(model=model, name=name, model_path=model_path, run_dir=run_dir, config=config,
+    return ExportSource(model=model, name=name, model_path=model_path, run=run, config=run_config,
                         input_shape=input_shape, class_names=class_names, mean=mean, std=std,
                         classifier_activation=activation, task=task)
 

@@ -8,7 +8,6 @@ train.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import keras
 
@@ -76,10 +75,11 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
 
 def run_model_file(run_dir: str) -> str:
     """``best.keras`` of a run directory, else its ``final.keras``."""
-    for name in ("best.keras", "final.keras"):
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            return path
+    from keras_resnets.runs import RunDir
+
+    path = RunDir(run_dir).model_file("best")
+    if path is not None:
+        return path
     raise ValueError(f"{run_dir!r} is not a run directory with best.keras or final.keras")
 
 

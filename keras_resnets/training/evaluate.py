@@ -127,10 +127,10 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
     _positive_int("batch_size", batch_size)
     _positive_int("limit", limit)
     config = read_config(run_dir)
-    model_path = os.path.join(run_dir, f"{which}.keras")
-    if which == "best" and not os.path.exists(model_path):
-        model_path = os.path.join(run_dir, "final.keras")
-    if not os.path.exists(model_path):
+    from keras_resnets.runs import RunDir
+
+    model_path = RunDir(run_dir).model_file(which)
+    if model_path is None:
         raise ValueError(f"run {run_dir!r} has no saved model ({which}.keras or final.keras)")
     source = evaluation_split(config, split, data_dir, validation_split, limit)
 

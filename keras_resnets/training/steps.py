@@ -142,7 +142,7 @@ def _check_staging(init_from, freeze, resume, continue_epochs) -> None:
         raise ValueError(f"unknown freeze {freeze!r}; allowed: {', '.join(FREEZE_MODES)}")
     if freeze != "none" and not init_from:
         raise ValueError(f"freeze={freeze!r} needs init_from (--init-from RUN): the frozen layers are the ones loaded")
-    if init_from is not None and not any(os.path.isfile(os.path.join(init_from, f)) for f in ("best.keras", "final.keras")):
+    if init_from is not None and RunDir(init_from).model_file("best") is None:
         raise ValueError(f"init_from {init_from!r} is not a run directory with best.keras or final.keras")
     positive("continue_epochs", continue_epochs)
     if continue_epochs is not None and not resume:

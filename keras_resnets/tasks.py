@@ -83,10 +83,14 @@ class Task:
         """Metrics drawn in ``curves.png`` next to the loss."""
         return (self.metric,)
 
-    @property
-    def draws_predictions(self) -> bool:
-        """The run writes ``predictions.png`` (held-out images, true and predicted label maps)."""
+    def write_predictions(self, model, test, info, path: str, class_names=()) -> bool:
+        """Draw the model's predictions on a few held-out images to ``path`` (``predictions.png``);
+        ``False`` when the task draws none."""
         return False
+
+    def check_labels(self, labels, num_classes: int, input_shape) -> str | None:
+        """What is wrong with a labelled set ``labels`` for a model of this task (``None``: nothing)."""
+        return None
 
     def loss(self, from_logits: bool):
         """The Keras loss (the ignore label, if any, left out)."""
@@ -156,9 +160,32 @@ class ClassificationTask(Task):
 class SegmentationTask(Task):
     """One label per pixel; mean IoU over the classes present, pixel accuracy; label 255 ignored."""
 
-    @property
-    def draws_predictions(self) -> bool:
+    def write_predictions(self, model, test, info, path: str, class_names=(), count: int = 4) -> bool:
+        """Held-out images, true and predicted masks, one row each (``count`` rows)."""
+        from keras_resnets.training.artifacts import plot_predictions
+
+        images, masks = [], []
+        for x, y in test:
+            images.append(np.asarray(x))
+            masks.append(np.asarray(y))
+            if sum(len(i) for i in images) >= count:
+                break
+        images, masks = np.concatenate(images)[:count], np.concatenate(masks)[:count]
+        plot_predictions(model, images, masks, info.mean, info.std, path, class_names)
         return True
+
+    def check_labels(self, labels, num_classes: int, input_shape) -> str | None:
+        """Masks ``(n, height, width)`` of class indices or the ignore label."""
+        height, width = input_shape[:2]
+        if labels.ndim != 3 or tuple(labels.shape[1:]) != (height, width):
+            return (f"masks have shape {tuple(labels.shape)}; a segmentation model with input {tuple(input_shape)} "
+                    f"needs masks (n, {height}, {width})")
+        values = np.unique(labels)
+        bad = values[((values < 0) | (values >= num_classes)) & (values != self.ignore_label)]
+        if bad.size:
+            return (f"masks hold labels {bad[:5].tolist()}; allowed are 0..{num_classes - 1} and the ignore label "
+                    f"{self.ignore_label}")
+        return None
 
     def metrics(self, num_classes: int) -> list:
         from keras_resnets.metrics import MeanIoU, PixelAccuracy

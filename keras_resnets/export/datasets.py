@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from keras_resnets.export.errors import ExportError
-from keras_resnets.tasks import IGNORE_LABEL
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
@@ -93,8 +92,9 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
                               f"the model expects {tuple(source.input_shape)}")
         if len(labels) != len(images):
             raise ExportError(f"dataset {dataset!r} has {len(images)} {split} images but {len(labels)} labels")
-        if segmentation:
-            _check_masks(dataset, split, labels, source)
+        problem = source.task.check_labels(labels, source.num_classes, source.input_shape)
+        if problem:
+            raise ExportError(f"dataset {dataset!r} {split} {problem}")
     if segmentation:  # calibration, and fine-tuning when asked for, use training images
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if eval_samples is not None:
@@ -115,19 +115,6 @@ def _from_npz(path: Path, mean, std):
         raise ExportError(f"dataset file {path} lacks {missing}; it needs {list(NPZ_KEYS)}")
     x_train, x_test = (((arrays[k].astype(np.float32) - mean) / std) for k in ("x_train", "x_test"))
     return x_train, arrays["y_train"].astype(np.int32), x_test, arrays["y_test"].astype(np.int32)
-
-
-def _check_masks(dataset, split: str, masks: np.ndarray, source) -> None:
-    """Segmentation labels are ``(n, height, width)`` masks of class indices or the ignore label."""
-    height, width = source.input_shape[:2]
-    if masks.ndim != 3 or tuple(masks.shape[1:]) != (height, width):
-        raise ExportError(f"dataset {dataset!r} {split} masks have shape {tuple(masks.shape)}; a segmentation "
-                          f"model with input {tuple(source.input_shape)} needs masks (n, {height}, {width})")
-    values = np.unique(masks)
-    bad = values[((values < 0) | (values >= source.num_classes)) & (values != IGNORE_LABEL)]
-    if bad.size:
-        raise ExportError(f"dataset {dataset!r} {split} masks hold labels {bad[:5].tolist()}; allowed are "
-                          f"0..{source.num_classes - 1} and the ignore label {IGNORE_LABEL}")
 
 
 def _from_registry(source, name: str, train_limit: int | None, eval_limit: int | None):

@@ -4,13 +4,11 @@ from __future__ import annotations
 import os
 
 import keras
-import numpy as np
 
 from keras_resnets.runs import RunConfig, RunDir, atomic_write
 from keras_resnets.tasks import get_task
-from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
+from keras_resnets.training.artifacts import plot_curves, read_history
 
-PREDICTION_IMAGES = 4  # held-out images drawn in predictions.png
 
 
 def evaluate_task(model: keras.Model, test, task, class_names=()) -> dict:
@@ -35,16 +33,6 @@ def _best_model_metrics(run: RunDir, test, config: RunConfig) -> dict:
     best.compile(loss=task.loss(config.classifier_activation is None), metrics=task.metrics(config.classes))
     values = best.evaluate(test, verbose=0, return_dict=True)
     return {f"best_model_test_{task.metric}": float(values[task.metric])}
-
-
-def _first_images(test, count: int):
-    images, masks = [], []
-    for x, y in test:
-        images.append(np.asarray(x))
-        masks.append(np.asarray(y))
-        if sum(len(i) for i in images) >= count:
-            break
-    return np.concatenate(images)[:count], np.concatenate(masks)[:count]
 
 
 def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *, initial_epoch: int,
@@ -72,8 +60,6 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         "train_images_per_second": round(epochs_run * data.info.num_train / seconds, 1) if epochs_run else None,
         "jit_compile": config.jit_compile, "precision": config.precision,
     }
-    if task.draws_predictions:
-        images, masks = _first_images(data.test, PREDICTION_IMAGES)
-        plot_predictions(net, images, masks, data.info.mean, data.info.std, run.predictions, config.class_names)
+    task.write_predictions(net, data.test, data.info, run.predictions, config.class_names)
     run.write_metrics(metrics)
     return metrics

@@ -23,8 +23,9 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+from keras_resnets.tasks import TASKS
+
 SCHEMA_VERSION = 1
-TASKS = ("classification", "segmentation")
 FREEZE_MODES = ("none", "backbone")
 # Keys that may differ between a run and its resumption (they describe the machine, not the run).
 MACHINE_KEYS = ("keras_resnets_version", "backend", "jit_compile", "data_dir")
@@ -63,7 +64,7 @@ class RunConfig:
     classes: int
     class_names: list
     normalization: dict
-    task: str = "classification"
+    task: str = TASKS[0]
     model_kwargs: dict = field(default_factory=dict)
     dataset_kwargs: dict = field(default_factory=dict)
     data_dir: str | None = None
@@ -295,6 +296,12 @@ class RunDir:
                            doc="Segmentation: predicted masks next to ground truth for held-out images.")
     export = property(lambda self: self._join("export"))
     tune = property(lambda self: self._join("tune"))
+
+    def model_file(self, checkpoint: str = "best") -> str | None:
+        """The saved model ``checkpoint`` names (``best`` or ``final``); ``best`` falls back to
+        ``final.keras`` when the run kept no best model. ``None`` when there is none."""
+        candidates = [self.best_model, self.final_model] if checkpoint == "best" else [self.final_model]
+        return next((path for path in candidates if os.path.isfile(path)), None)
 
     ARTIFACTS = ("run_dir", "config", "checkpoints", "best_model", "final_model", "history", "tensorboard",
                  "metrics", "curves")

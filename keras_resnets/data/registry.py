@@ -5,9 +5,10 @@ docs use (``cifar10``, ``cifar100``, ``imagenette``), ``shapes`` (generated segm
 ``oxford_iiit_pet`` (TFDS segmentation). Any other name is read as a TFDS image-classification
 dataset, and an existing folder path as ``folder``, as ``load_dataset`` always did.
 
-``load(name, ...)`` returns an object with the ``Datasets`` interface (``info``, ``batch_size``,
-``augment``, ``seed``, ``train(epochs, initial_epoch)``, ``steps_per_epoch``, ``validation``,
-``test``), whatever the task.
+The registry is the only place a dataset name is resolved: ``load(name, ...)`` returns a
+:class:`~keras_resnets.data.contract.DatasetPipelines` (``info``, ``batch_size``, ``augment``,
+``seed``, ``train(epochs, initial_epoch)``, ``steps_per_epoch``, ``validation``, ``test``), whatever
+the task; an entry's ``evaluation_split`` gives ``keras-resnets evaluate`` the unprocessed images.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_resnets.data import arrays, sources
+from keras_resnets.data.contract import DatasetPipelines
 
 CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
 
@@ -33,6 +35,9 @@ class DatasetEntry:
         offline: usable without network or prepared files.
         options: keys of ``dataset_kwargs`` its loader accepts (kept in ``config.json``).
         loader: ``loader(name, **load_keywords, **dataset_kwargs) -> Datasets``.
+        evaluation_split: ``(name, run config, split, data_dir, validation_split, limit) -> split``
+            with ``examples()``: the unprocessed images ``keras-resnets evaluate``'s protocols crop
+            (``None``: the dataset has none for them).
     """
 
     name: str
@@ -41,6 +46,7 @@ class DatasetEntry:
     offline: bool
     options: tuple = ()
     loader: object = field(default=None, repr=False, compare=False)
+    evaluation_split: object = field(default=None, repr=False, compare=False)
 
 
 # Options of the folder and TFDS loaders (``--dataset-arg streaming=true``): decode on the fly or in
@@ -56,6 +62,65 @@ def _load_classification(name, *, data_dir=None, batch_size=128, augment="none",
     return load_dataset(name, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand,
                         image_size=image_size, channels=channels, validation_split=validation_split, seed=seed,
                         download=download, streaming=streaming, cache=cache)
+
+
+class ArraySplit:
+    """In-memory images (digits, textured digits) with the ``examples()`` interface of the streaming splits."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def examples(self):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((self.images, self.labels.astype("int32")))
+        return ds.enumerate().map(lambda p, element: (p, tf.constant(-1, tf.int64), *element))
+
+
+def _in_memory_split(load_arrays):
+    """An ``evaluation_split`` over ``load_arrays(input_shape, validation_split) -> ImageArrays``
+    (``all``: the training images, as the in-memory sets have no other folder)."""
+
+    def evaluation_split(name, config, split, data_dir, validation_split, limit):
+        arrays_of_run = load_arrays(tuple(config["input_shape"]), validation_split)
+        images, labels = {"test": arrays_of_run.test, "validation": arrays_of_run.validation}.get(
+            split, arrays_of_run.train)
+        return ArraySplit(images[:limit], labels[:limit])
+
+    return evaluation_split
+
+
+def _folder_split(name, config, split, data_dir, validation_split, limit):
+    from keras_resnets.data import streaming
+
+    files, labels, _ = streaming.list_image_folder(data_dir if name == sources.FOLDER else name)
+    if split != "all":
+        _, held_out = streaming.holdout_indices(labels, validation_split, config.get("seed", 0))
+        files, labels = files[held_out], labels[held_out]
+    return streaming.FileSplit(files[:limit], labels[:limit])
+
+
+def _tfds_split(name, config, split, data_dir, validation_split, limit):
+    from keras_resnets.data import streaming
+
+    builder, _ = sources.tfds_builder(name, data_dir)
+    train_name, test_name = sources.tfds_split_names(builder)
+    percent = int(round(100 * (1 - validation_split)))
+    split_name = {"test": test_name, "validation": f"{train_name}[{percent}%:]", "all": test_name}[split]
+    return streaming.TfdsSplit(builder, split_name, streaming._tfds_count(builder, split_name), limit)
+
+
+def _digits_arrays(input_shape, validation_split):
+    return sources.load_digits(None, input_shape[2], validation_split)  # native 8x8: the protocols resize
+
+
+def _textured_digits_arrays(input_shape, validation_split):
+    from keras_resnets.data.textured_digits import load_textured_digits
+
+    return load_textured_digits(input_shape[:2], input_shape[2], validation_split)  # rendered at the run's size
 
 
 @dataclass
@@ -172,15 +237,18 @@ def _load_pets(name, *, data_dir=None, batch_size=16, augment="none", expand=0, 
 
 _ENTRIES = (
     DatasetEntry("digits", CLASSIFICATION, "scikit-learn's 8x8 handwritten digits, embedded (offline)", True,
-                 loader=_load_classification),
+                 loader=_load_classification, evaluation_split=_in_memory_split(_digits_arrays)),
     DatasetEntry("textured_digits", CLASSIFICATION, "synthetic: the digits drawn through random affine maps on "
-                 "coloured textures with clutter; harder (offline)", True, loader=_load_classification),
+                 "coloured textures with clutter; harder (offline)", True, loader=_load_classification,
+                 evaluation_split=_in_memory_split(_textured_digits_arrays)),
     DatasetEntry("folder", CLASSIFICATION, "images under data_dir, one sub-folder per class", True,
-                 STREAMING_OPTIONS, _load_classification),
-    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_classification),
-    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, STREAMING_OPTIONS, _load_classification),
+                 STREAMING_OPTIONS, _load_classification, _folder_split),
+    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_classification,
+                 _tfds_split),
+    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, STREAMING_OPTIONS, _load_classification,
+                 _tfds_split),
     DatasetEntry("imagenette", CLASSIFICATION, "TFDS Imagenette (needs image_size)", False,
-                 STREAMING_OPTIONS, _load_classification),
+                 STREAMING_OPTIONS, _load_classification, _tfds_split),
     DatasetEntry("shapes", SEGMENTATION, "generated circles, rectangles, triangles on textures, exact masks "
                  "(offline)", True, ("num_train", "num_validation", "max_shapes"), _load_shapes),
     DatasetEntry("oxford_iiit_pet", SEGMENTATION, "TFDS Oxford-IIIT Pet trimaps: pet, background, border", False,
@@ -201,7 +269,8 @@ def get_dataset(name: str) -> DatasetEntry:
         return DATASETS[name]
     if os.path.isdir(os.path.expanduser(name)):
         return DATASETS[sources.FOLDER]
-    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_classification)
+    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_classification,
+                        _tfds_split)
 
 
 def list_datasets(task: str | None = None) -> list:
@@ -209,7 +278,7 @@ def list_datasets(task: str | None = None) -> list:
     return [name for name, entry in DATASETS.items() if task is None or entry.task == task]
 
 
-def load(name: str, dataset_kwargs: dict | None = None, **keywords):
+def load(name: str, dataset_kwargs: dict | None = None, **keywords) -> DatasetPipelines:
     """Load ``name`` through its registered loader.
 
     Args:

@@ -18,8 +18,7 @@ import numpy as np
 
 from keras_resnets.data.datasets import DatasetInfo
 from keras_resnets.data.sources import DEFAULT_DATA_DIR, ensure_prepared
-
-IGNORE_LABEL = 255
+from keras_resnets.tasks import IGNORE_LABEL
 SHAPE_CLASSES = ("background", "circle", "rectangle", "triangle")
 PET_CLASSES = ("pet", "background", "border")
 _TEXTURES = ("noise", "stripes", "checkerboard", "gradient")

@@ -15,7 +15,7 @@ import importlib
 _LAZY = {
     "export_model": "keras_resnets.export.api",
     "ExportResult": "keras_resnets.export.api",
-    "QUANTIZE_MODES": "keras_resnets.export.api",
+    "QUANTIZE_MODES": "keras_resnets.export.variants",
     "load_source": "keras_resnets.export.source",
     "ExportSource": "keras_resnets.export.source",
 }

@@ -13,9 +13,9 @@ import re
 import numpy as np
 
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError
+from keras_resnets.export.variants import AUTO_CANDIDATES, INTEGER_IO_TYPES  # noqa: F401  (INTEGER_IO_TYPES re-exported)
 
-TFLITE_PRECISIONS = ("float32", "float16", "dynamic", "int8")
-INTEGER_IO_TYPES = ("int8", "uint8")
+TFLITE_PRECISIONS = AUTO_CANDIDATES  # every post-training precision
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"

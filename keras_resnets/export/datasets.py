@@ -6,14 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_resnets.data.registry import DATASETS as _REGISTRY
 from keras_resnets.export.errors import ExportError
-from keras_resnets.export.verify import IGNORE_LABEL
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-# The dataset registry names the segmentation datasets and the ``dataset_kwargs`` each takes.
-SEGMENTATION_DATASETS = tuple(name for name, entry in _REGISTRY.items() if entry.task == "segmentation")
-SEGMENTATION_DATASET_KWARGS = {name: _REGISTRY[name].options for name in SEGMENTATION_DATASETS}
 # Per-pixel outputs are large: without ``eval_samples``, segmentation verification uses at most this many.
 SEGMENTATION_EVAL_SAMPLES = 500
 
@@ -56,11 +51,12 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
         source: the :class:`~keras_resnets.export.source.ExportSource`.
         dataset: ``None`` (the run's dataset from ``config.json``), a dataset name, or an ``.npz``
             file with ``x_train, y_train, x_test, y_test`` (raw pixels 0..255, NHWC) normalised with
-            the source's mean/std. Classifiers take any ``keras_resnets.data.load_dataset`` name and
-            labels ``(n,)``; segmentation models take ``"shapes"`` (generated, offline; the run's
-            ``dataset_kwargs`` may set ``num_train``, ``num_validation``, ``max_shapes``) or
-            ``"oxford_iiit_pet"`` (prepared TFDS files; ``dataset_kwargs`` may set ``border_label``),
-            and masks ``(n, height, width)`` with 255 for ignored pixels.
+            the source's mean/std. A name goes through the dataset registry
+            (``keras_resnets.data.registry``) with the run's ``dataset_kwargs``, ``data_dir``, seed
+            and validation split, so the training images come in the training order and the
+            held-out images are the test split ``metrics.json`` reports; its task must be the
+            model's. Classifiers take labels ``(n,)``, segmentation models masks ``(n, height,
+            width)`` with 255 for ignored pixels.
         calibration_samples: size of the representative set.
         eval_samples: cap on held-out images (all by default; at most
             :data:`SEGMENTATION_EVAL_SAMPLES` for segmentation).
@@ -73,13 +69,13 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
     """
     if calibration_samples < 1:
         raise ExportError(f"calibration_samples must be >= 1, got {calibration_samples}")
-    dataset = dataset or source.config.get("dataset")
+    dataset = dataset or (source.config.dataset if source.config is not None else None)
     if not dataset:
         raise ExportError(f"{source.model_path} has no run config naming its dataset; pass --dataset "
                           "(a dataset name or an .npz file with x_train, y_train, x_test, y_test)")
     if eval_samples is not None and eval_samples < 1:
         raise ExportError(f"eval_samples must be >= 1, got {eval_samples}")
-    segmentation = source.task == "segmentation"
+    segmentation = source.task.per_pixel
     train_limit = max(calibration_samples, train_samples or 0)
     if segmentation and eval_samples is None:
         eval_samples = SEGMENTATION_EVAL_SAMPLES
@@ -87,19 +83,18 @@ def load_export_data(source, dataset=None, *, calibration_samples: int = 200,
     std = np.asarray(source.std, np.float32)
     if str(dataset).endswith(".npz"):
         x_train, y_train, x_test, y_test = _from_npz(Path(dataset), mean, std)
-    elif segmentation:
-        x_train, y_train, x_test, y_test = _from_segmentation(source, str(dataset), mean, std,
-                                                              train_limit, eval_samples)
-    else:
-        x_train, y_train, x_test, y_test = _from_pipeline(source, str(dataset))
+    else:  # per-pixel masks are large: read only what calibration, fine-tuning and verification use
+        x_train, y_train, x_test, y_test = _from_registry(source, str(dataset), train_limit if segmentation else None,
+                                                          eval_samples if segmentation else None)
     for split, images, labels in (("training", x_train, y_train), ("held-out", x_test, y_test)):
         if tuple(images.shape[1:]) != tuple(source.input_shape):
             raise ExportError(f"dataset {dataset!r} {split} images have shape {tuple(images.shape[1:])}, "
                               f"the model expects {tuple(source.input_shape)}")
         if len(labels) != len(images):
             raise ExportError(f"dataset {dataset!r} has {len(images)} {split} images but {len(labels)} labels")
-        if segmentation:
-            _check_masks(dataset, split, labels, source)
+        problem = source.task.check_labels(labels, source.num_classes, source.input_shape)
+        if problem:
+            raise ExportError(f"dataset {dataset!r} {split} {problem}")
     if segmentation:  # calibration, and fine-tuning when asked for, use training images
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if eval_samples is not None:
@@ -122,67 +117,35 @@ def _from_npz(path: Path, mean, std):
     return x_train, arrays["y_train"].astype(np.int32), x_test, arrays["y_test"].astype(np.int32)
 
 
-def _check_masks(dataset, split: str, masks: np.ndarray, source) -> None:
-    """Segmentation labels are ``(n, height, width)`` masks of class indices or the ignore label."""
-    height, width = source.input_shape[:2]
-    if masks.ndim != 3 or tuple(masks.shape[1:]) != (height, width):
-        raise ExportError(f"dataset {dataset!r} {split} masks have shape {tuple(masks.shape)}; a segmentation "
-                          f"model with input {tuple(source.input_shape)} needs masks (n, {height}, {width})")
-    values = np.unique(masks)
-    bad = values[((values < 0) | (values >= source.num_classes)) & (values != IGNORE_LABEL)]
-    if bad.size:
-        raise ExportError(f"dataset {dataset!r} {split} masks hold labels {bad[:5].tolist()}; allowed are "
-                          f"0..{source.num_classes - 1} and the ignore label {IGNORE_LABEL}")
+def _from_registry(source, name: str, train_limit: int | None, eval_limit: int | None):
+    """Training images in the training pipeline's order and the test split (the one ``metrics.json``
+    reports), through the dataset registry with the run's options, renormalised to the run's statistics."""
+    from keras_resnets.data import registry
 
-
-def _from_segmentation(source, name: str, mean, std, train_limit: int, eval_limit: int | None):
-    """Training (calibration) and held-out images and masks of a segmentation dataset."""
-    from keras_resnets.data import segmentation
-
-    if name not in SEGMENTATION_DATASETS:
-        raise ExportError(f"unknown segmentation dataset {name!r}; allowed: {', '.join(SEGMENTATION_DATASETS)} "
-                          "or an .npz file with x_train, y_train, x_test, y_test (masks (n, height, width))")
+    entry = registry.get_dataset(name)
+    if entry.task != source.task.name:
+        raise ExportError(f"dataset {name!r} is a {entry.task} dataset but the model's task is {source.task.name}; "
+                          f"{source.task.name} datasets: {', '.join(registry.list_datasets(source.task.name))} "
+                          "or an .npz file with x_train, y_train, x_test, y_test")
     height, width, channels = source.input_shape
-    if height != width or channels != 3:
-        raise ExportError(f"dataset {name!r} has square RGB images; the model expects {tuple(source.input_shape)}")
-    config = source.config
-    options = dict(config.get("dataset_kwargs") or {})
-    unknown = sorted(set(options) - set(SEGMENTATION_DATASET_KWARGS[name]))
-    if unknown:
-        raise ExportError(f"config dataset_kwargs {unknown} are not options of {name!r}; allowed: "
-                          f"{', '.join(SEGMENTATION_DATASET_KWARGS[name])}")
-    seed = int(config.get("seed", 0))
+    config = source.config  # None for a bare .keras file: the loader's defaults
     try:
-        if name == "shapes":
-            train, held_out, info = segmentation.load_shapes(image_size=height, batch_size=64, seed=seed, **options)
-        else:
-            train, held_out, info = segmentation.load_oxford_pets(data_dir=config.get("data_dir"), image_size=height,
-                                                                  batch_size=64, seed=seed, **options)
+        datasets = registry.load(name, config.dataset_kwargs if config else None,
+                                 data_dir=config.data_dir if config else None, batch_size=64, augment="none",
+                                 image_size=(height, width), channels=channels,
+                                 validation_split=config.validation_split if config else 0.1, seed=source.seed)
     except (ValueError, FileNotFoundError) as err:  # DatasetUnavailableError names the command to prepare it
         raise ExportError(f"cannot load dataset {name!r}: {err}") from None
+    own_mean, own_std = np.asarray(datasets.info.mean, np.float32), np.asarray(datasets.info.std, np.float32)
+    mean, std = np.asarray(source.mean, np.float32), np.asarray(source.std, np.float32)
     splits = []
-    for pipeline, limit in ((train, train_limit), (held_out, eval_limit)):
-        images, masks = _collect(pipeline, limit)
+    for pipeline, limit in ((datasets.train(1), train_limit), (datasets.test, eval_limit)):
+        images, labels = _collect(pipeline, limit)
         # the pipeline normalises with its own statistics; the model was trained with the run's
-        if not (np.allclose(info.mean, mean) and np.allclose(info.std, std)):
-            images = (images * np.asarray(info.std, np.float32) + np.asarray(info.mean, np.float32) - mean) / std
-        splits += [images, masks]
+        if not (np.allclose(own_mean, mean) and np.allclose(own_std, std)):
+            images = (images * own_std + own_mean - mean) / std
+        splits += [images, labels]
     return tuple(splits)
-
-
-def _from_pipeline(source, name: str):
-    from keras_resnets.data import load_dataset
-
-    height, width, channels = source.input_shape
-    config = source.config
-    try:
-        datasets = load_dataset(name, data_dir=config.get("data_dir"), batch_size=256, augment="none",
-                                image_size=(height, width), channels=channels, seed=int(config.get("seed", 0)))
-    except (ValueError, FileNotFoundError) as err:
-        raise ExportError(f"cannot load dataset {name!r}: {err}") from None
-    x_train, y_train = _collect(datasets.train(1))
-    x_test, y_test = _collect(datasets.test)
-    return x_train, y_train, x_test, y_test
 
 
 def _collect(pipeline, limit: int | None = None):

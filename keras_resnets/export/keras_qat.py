@@ -122,8 +122,8 @@ def keras_qat_and_convert(source, data, *, io_type: str, batch_size, preprocessi
 
     from keras_resnets.export import convert
 
-    if source.task != "classification":
-        raise ExportError(f"--qat-path keras fine-tunes classifiers; this model's task is {source.task!r} "
+    if not source.task.keras_qat:
+        raise ExportError(f"--qat-path keras fine-tunes classifiers; this model's task is {source.task.name!r} "
                           "(use --qat-path bridge)")
     if keras.backend.backend() != "tensorflow":
         raise ExportError(f"--qat-path keras converts under the TensorFlow backend; KERAS_BACKEND is "

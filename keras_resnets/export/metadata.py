@@ -23,7 +23,6 @@ METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"  # every field written here exists since schema version 1.0.0
 LABELS_FILE = "labels.txt"
-TASKS = ("classification", "segmentation")
 # MediaPipe Tasks (ImageToTensorCalculator) feed uint8 or float32 image tensors only, and take one
 # mean/std for all channels.
 CLIENT_INPUT_TYPES = ("uint8", "float32")
@@ -68,7 +67,7 @@ class Metadata:
     section: dict
 
 
-def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, image: ImageInput,
+def with_metadata(flatbuffer: bytes, *, name: str, description: str, task, image: ImageInput,
                   labels, version: str = "") -> Metadata:
     """Return ``flatbuffer`` with standard metadata and an associated labels file.
 
@@ -85,8 +84,12 @@ def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, 
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
-    if task not in TASKS:
-        raise ExportError(f"metadata task must be one of {', '.join(TASKS)}; got {task!r}")
+    from keras_resnets.tasks import TASKS, get_task
+
+    try:
+        task = get_task(task)
+    except ValueError:
+        raise ExportError(f"metadata task must be one of {', '.join(TASKS)}; got {task!r}") from None
     if image.channels != 3:
         raise ExportError(f"standard image metadata describes RGB input; this model takes {image.channels} "
                           f"channel(s) (MediaPipe and the Support Library feed 3-channel images): train on RGB "
@@ -117,7 +120,7 @@ def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, 
         mean, std = [float(v) for v in image.mean], [float(v) for v in image.std]
     low = [(0.0 - m) / s for m, s in zip(mean, std)]
     high = [(255.0 - m) / s for m, s in zip(mean, std)]
-    blob = _metadata_buffer(name=name, description=description, version=version, task=task, mean=mean, std=std,
+    blob = _metadata_buffer(name=name, description=description, version=version, per_pixel=task.per_pixel, mean=mean, std=std,
                             low=low, high=high, output_range=(0.0, 1.0), input_name=_tensor_name(inp),
                             output_name=_tensor_name(out))
     buffer = schema.BufferT()
@@ -130,7 +133,7 @@ def with_metadata(flatbuffer: bytes, *, name: str, description: str, task: str, 
     text = "\n".join(labels) + "\n"
     packed = _append_zip(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), {LABELS_FILE: text})
     notes = client_notes(input_type, mean, std)
-    section = {"standard": True, "writer": "metadata_schema.fbs via flatbuffers", "name": name, "task": task,
+    section = {"standard": True, "writer": "metadata_schema.fbs via flatbuffers", "name": name, "task": task.name,
                "color_space": "RGB", "input_type": input_type, "input_pixels": "raw" if raw else "normalized",
                "normalization": {"mean": mean, "std": std}, "labels_file": LABELS_FILE, "labels": len(labels),
                "mediapipe": "loadable" if not notes else "; ".join(notes)}
@@ -190,7 +193,7 @@ def _tensor_name(tensor) -> str:
     return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
-def _metadata_buffer(*, name, description, version, task, mean, std, low, high, output_range, input_name,
+def _metadata_buffer(*, name, description, version, per_pixel, mean, std, low, high, output_range, input_name,
                      output_name) -> bytes:
     """The ``ModelMetadata`` flatbuffer (slots numbered as in metadata_schema.fbs; a union takes two)."""
     import flatbuffers
@@ -244,8 +247,8 @@ def _metadata_buffer(*, name, description, version, task, mean, std, low, high, 
     label_file = table([(0, "offset", label_name), (1, "offset", label_desc), (2, "int8", _TENSOR_AXIS_LABELS)])
     files = vector([label_file])
     out_name = s(output_name)
-    out_desc = s("Per-pixel class probabilities" if task == "segmentation" else "Class probabilities")
-    if task == "segmentation":
+    out_desc = s("Per-pixel class probabilities" if per_pixel else "Class probabilities")
+    if per_pixel:
         out_properties = table([(0, "int8", _GRAYSCALE)])  # a category mask, as ImageSegmenter reads it
         out_content = table([(0, "uint8", _IMAGE_PROPERTIES), (1, "offset", out_properties)])
     else:
@@ -329,7 +332,7 @@ def for_source(flatbuffer: bytes, source, *, preprocessing: bool) -> tuple:
     height, width, channels = source.input_shape
     image = ImageInput(height, width, channels, None if preprocessing else tuple(source.mean),
                        None if preprocessing else tuple(source.std))
-    description = (f"{source.name}: {'per-pixel ' if source.task == 'segmentation' else ''}{source.task} "
+    description = (f"{source.name}: {'per-pixel ' if source.task.per_pixel else ''}{source.task.name} "
                    f"into {len(source.class_names)} classes, {height}x{width} RGB input")
     try:
         result = with_metadata(flatbuffer, name=source.name, description=description, task=source.task,

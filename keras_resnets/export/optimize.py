@@ -86,7 +86,7 @@ def optimize_and_convert(source, data, *, qat: bool, prune: float | None, precis
         "qat": qat, "prune": prune, "seed": seed,
         "fine_tune": {"epochs": options.epochs, "learning_rate": options.learning_rate,
                       "batch_size": options.batch_size, "from_logits": source.classifier_activation is None,
-                      "segmentation": source.task == "segmentation"},
+                      "task": source.task.name},
         "export": {"precision": precision, "io_type": io_type, "batch_size": batch_size,
                    "input_shape": list(source.input_shape), "add_softmax": source.classifier_activation is None,
                    "preprocessing": {"mean": source.mean, "std": source.std} if preprocessing else None},

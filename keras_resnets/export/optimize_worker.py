@@ -21,7 +21,7 @@ import numpy as np
 from keras_resnets.export import bridge, convert
 from keras_resnets.export.errors import UnsupportedOperationError
 from keras_resnets.export.graph import LayerGraph, LayerNode, foldable_batchnorms
-from keras_resnets.export.verify import IGNORE_LABEL
+from keras_resnets.tasks import get_task
 
 # Activations the default 8-bit QAT scheme can quantize (tfmot Default8BitActivationQuantizeConfig).
 QAT_ACTIVATIONS = ("relu", "relu6", "swish", "gelu", "linear", "softmax", "sigmoid", "tanh")
@@ -69,11 +69,9 @@ def optimize(work_dir: Path) -> dict:
     if spec["export"]["add_softmax"]:
         outputs = tf.nn.softmax(outputs, axis=-1).numpy()
     np.save(work_dir / "fine_tuned_outputs.npy", outputs)  # what a float32 artifact must reproduce
-    labels = arrays["eval_labels"]
-    # segmentation masks leave some pixels out (a class index may be 255 for a classifier)
-    labelled = labels != IGNORE_LABEL if tune["segmentation"] else np.ones(labels.shape, bool)
-    result["fine_tuned_keras_metric"] = "pixel_accuracy" if tune["segmentation"] else "top1"
-    result["fine_tuned_keras"] = 100.0 * float(np.mean((np.argmax(outputs, -1) == labels)[labelled]))
+    task = get_task(tune["task"])
+    result["fine_tuned_keras_metric"] = task.agreement_metric
+    result["fine_tuned_keras"] = task.score(outputs, arrays["eval_labels"])[task.agreement_metric]
 
     export = spec["export"]
     saved_model = work_dir / "saved_model"
@@ -91,12 +89,11 @@ def optimize(work_dir: Path) -> dict:
 def _compile_and_fit(model, train, tune, callbacks=()):
     import tf_keras
 
-    segmentation = tune["segmentation"]
-    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=tune["from_logits"],
-                                                         ignore_class=IGNORE_LABEL if segmentation else None)
-    # plain accuracy would count ignored pixels; the loss alone is reported for segmentation
+    ignore_label = get_task(tune["task"]).ignore_label
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=tune["from_logits"], ignore_class=ignore_label)
+    # plain accuracy would count ignored pixels; the loss alone is reported where a label is ignored
     model.compile(optimizer=tf_keras.optimizers.Adam(tune["learning_rate"]), loss=loss,
-                  metrics=[] if segmentation else ["accuracy"])
+                  metrics=[] if ignore_label is not None else ["accuracy"])
     history = model.fit(*train, batch_size=tune["batch_size"], epochs=tune["epochs"], verbose=0,
                         callbacks=list(callbacks), shuffle=True)
     return {key: [float(v) for v in values] for key, values in history.history.items()}

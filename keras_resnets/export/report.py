@@ -8,6 +8,9 @@ import numpy as np
 
 from keras_resnets.export import metadata as tflite_metadata, ops as ops_report
 from keras_resnets.export.verify import METRIC_NAMES
+from keras_resnets.tasks import TASKS
+
+UNRECORDED_TASK = TASKS[0]  # reports written before the task was recorded are classifiers'
 
 SIDECAR_FORMAT = "keras_resnets.tflite/1"
 INDEX_NAME = "report"
@@ -28,15 +31,11 @@ def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool)
                 "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if quantized else None}
 
     height, width, channels = source.input_shape
-    task = source.task
-    output = {**tensor(runner.output), "kind": "probabilities"}
-    if task == "segmentation":
-        out_h, out_w, classes = (int(d) for d in runner.output["shape"][1:])
-        output.update(layout="NHWC", height=out_h, width=out_w, classes=classes)
+    output = {**tensor(runner.output), "kind": "probabilities", **source.task.sidecar_output(runner.output["shape"])}
     return {
         "format": SIDECAR_FORMAT,
         "model": source.name,
-        "task": task,
+        "task": source.task.name,
         "artifact": artifact_name,
         "labels": list(source.class_names),
         "input": {
@@ -76,7 +75,7 @@ def markdown_report(report: dict) -> str:
         metric = acc.get("metric", "top1")
         label = METRIC_NAMES[metric]
         exported = acc.get(f"tflite_{metric}", acc.get(f"exported_{metric}", 0.0))
-        lines += ["", f"## Accuracy (held-out, task: {report.get('task', 'classification')})", "",
+        lines += ["", f"## Accuracy (held-out, task: {report.get('task', UNRECORDED_TASK)})", "",
                   f"| samples | Keras {label} | exported {label} | drop (points) | agreement | max abs diff |",
                   "|---|---|---|---|---|---|",
                   f"| {acc['samples']} | {acc[f'keras_{metric}']:.2f}% | {exported:.2f}% | "
@@ -167,7 +166,7 @@ def write_index(export_dir: Path) -> None:
     for path in sorted(export_dir.glob("*.report.json")):
         report = json.loads(path.read_text())
         acc, lat = report.get("accuracy") or {}, report.get("latency") or {}
-        rows.append({"artifact": report["artifact"], "report": path.name, "task": report.get("task", "classification"),
+        rows.append({"artifact": report["artifact"], "report": path.name, "task": report.get("task", UNRECORDED_TASK),
                      "precision": report.get("precision"), "size_bytes": report["size_bytes"],
                      "top1": acc.get("tflite_top1"), "miou": acc.get("tflite_miou"),
                      "drop_points": acc.get("drop_points"), "median_ms": lat.get("median_ms")})

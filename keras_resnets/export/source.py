@@ -6,8 +6,9 @@ import zipfile
 from pathlib import Path
 
 from keras_resnets.export.errors import ExportError
-
-CHECKPOINTS = ("best", "final")
+from keras_resnets.export.variants import CHECKPOINTS
+from keras_resnets.runs import RunConfig, RunDir, RunError
+from keras_resnets.tasks import TASKS, Task, get_task, task_for_output
 
 
 @dataclasses.dataclass
@@ -18,12 +19,13 @@ class ExportSource:
         model: the Keras 3 functional model.
         name: short name used for artifact file names (registry name or file stem).
         model_path: the ``.keras`` file the model was loaded from.
-        run_dir: the run directory, or ``None`` for a bare ``.keras`` file.
-        config: the run's ``config.json`` (empty for a bare file).
+        run: the run's ``RunDir``, or ``None`` for a bare ``.keras`` file.
+        config: the run's ``RunConfig`` (``None`` for a bare file).
         input_shape: ``(height, width, channels)``.
         class_names: one label per output class.
-        task: ``"classification"`` (output ``(batch, classes)``) or ``"segmentation"`` (per-pixel
-            output ``(batch, height, width, classes)``).
+        task: the run's ``keras_resnets.tasks.Task`` (classification: output ``(batch, classes)``;
+            segmentation: per-pixel output ``(batch, height, width, classes)``); inferred from the
+            output shape only for a bare ``.keras`` file.
         mean, std: per-channel normalisation in the 0..255 pixel scale (identity when unknown).
         classifier_activation: ``"softmax"`` (or another activation name) if the model outputs
             probabilities, ``None`` if it outputs logits (per pixel for segmentation).
@@ -32,23 +34,32 @@ class ExportSource:
     model: object
     name: str
     model_path: Path
-    run_dir: Path | None
-    config: dict
+    run: RunDir | None
+    config: RunConfig | None
     input_shape: tuple
     class_names: list
     mean: list
     std: list
     classifier_activation: str | None
-    task: str = "classification"
+    task: Task = get_task(TASKS[0])
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
+    def run_dir(self) -> Path | None:
+        return Path(self.run.path) if self.run is not None else None
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (data order, fine-tuning); 0 for a bare file."""
+        return self.config.seed if self.config is not None else 0
+
+    @property
     def default_output_dir(self) -> Path:
         """``RUN/export`` for a run, ``<dir of the .keras file>/export`` otherwise."""
-        return (self.run_dir or self.model_path.parent) / "export"
+        return Path(self.run.export) if self.run is not None else self.model_path.parent / "export"
 
 
 def load_source(path, checkpoint: str = "best") -> ExportSource:
@@ -72,29 +83,28 @@ def load_source(path, checkpoint: str = "best") -> ExportSource:
         config_path = path / "config.json"
         if not config_path.is_file():
             raise ExportError(f"{path} is not a run directory: it has no config.json")
-        candidates = [path / f"{checkpoint}.keras"] + ([path / "final.keras"] if checkpoint == "best" else [])
-        model_path = next((p for p in candidates if p.is_file()), None)
+        run = RunDir(path)
+        model_path = run.model_file(checkpoint)
         if model_path is None:
-            raise ExportError(f"run directory {path} has no {' or '.join(p.name for p in candidates)}")
-        run_dir, config = path, _read_config(config_path)
+            names = ["best.keras", "final.keras"] if checkpoint == "best" else ["final.keras"]
+            raise ExportError(f"run directory {path} has no {' or '.join(names)}")
+        model_path, config = Path(model_path), _read_config(config_path)
     else:
         if path.suffix != ".keras":
             raise ExportError(f"{path} is not a .keras file (suffix {path.suffix!r}); "
                               "pass a run directory or a .keras file")
-        model_path, run_dir, config = path, None, {}
+        model_path, run, config = path, None, None
         sibling = path.parent / "config.json"
         if sibling.is_file():  # e.g. RUN/best.keras: the run's metadata applies
-            run_dir, config = path.parent, _read_config(sibling)
+            run, config = RunDir(path.parent), _read_config(sibling)
     model = _load_keras(model_path)
-    return _describe(model, model_path, run_dir, config)
+    return _describe(model, model_path, run, config)
 
 
-def _read_config(path: Path) -> dict:
-    """The run's ``RunConfig`` (keras_resnets.runs) as a dict; its ``task`` is the export's task."""
-    from keras_resnets.runs import RunConfig, RunError
-
+def _read_config(path: Path) -> RunConfig:
+    """The run's ``RunConfig``; its ``task`` is the export's task."""
     try:
-        return RunConfig.load(path).to_dict()
+        return RunConfig.load(path)
     except RunError as err:
         raise ExportError(str(err)) from None
 
@@ -115,7 +125,8 @@ def _load_keras(path: Path):
     return model
 
 
-def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> ExportSource:
+def _describe(model, model_path: Path, run: RunDir | None, run_config: RunConfig | None) -> ExportSource:
+    config = run_config.to_dict() if run_config is not None else {}
     input_shape = tuple(int(d) for d in model.input_shape[1:]) if None not in model.input_shape[1:] else None
     if input_shape is None or len(input_shape) != 3:
         if config.get("input_shape"):
@@ -139,29 +150,26 @@ def _describe(model, model_path: Path, run_dir: Path | None, config: dict) -> Ex
     else:
         activation = _output_activation(model)
     name = str(config.get("model") or model_path.stem)
-    return ExportSource(model=model, name=name, model_path=model_path, run_dir=run_dir, config=config,
+    return ExportSource(model=model, name=name, model_path=model_path, run=run, config=run_config,
                         input_shape=input_shape, class_names=class_names, mean=mean, std=std,
                         classifier_activation=activation, task=task)
 
 
-def _task(output_shape, input_shape: tuple, model_path: Path, run_task: str | None = None) -> str:
+def _task(output_shape, input_shape: tuple, model_path: Path, run_task: str | None = None) -> Task:
     """The run config's task (a bare ``.keras`` file has none: then the output shape tells), checked
-    against the output: ``(batch, classes)`` for classification, ``(batch, H, W, classes)`` for segmentation."""
-    dims = tuple(output_shape[1:])
-    per_image = len(dims) == 1 and dims[0] is not None
-    per_pixel = len(dims) == 3 and None not in dims and dims[:2] == tuple(input_shape[:2])
+    against the output (``Task.output_shape_fits``)."""
     if run_task is not None:
-        if (run_task == "classification" and per_image) or (run_task == "segmentation" and per_pixel):
-            return run_task
+        task = get_task(run_task)
+        if task.output_shape_fits(output_shape, input_shape):
+            return task
         raise ExportError(f"{model_path}: the run config's task is {run_task!r} but the model outputs "
                           f"{tuple(output_shape)}")
-    if per_image:
-        return "classification"
-    if per_pixel:
-        return "segmentation"
-    raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
-                      f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "
-                      f"this model outputs {tuple(output_shape)}")
+    task = task_for_output(output_shape, input_shape)
+    if task is None:
+        raise ExportError(f"{model_path}: export handles classifiers with output (batch, classes) and segmentation "
+                          f"models with output (batch, {input_shape[0]}, {input_shape[1]}, classes); "
+                          f"this model outputs {tuple(output_shape)}")
+    return task
 
 
 def _output_activation(model) -> str | None:

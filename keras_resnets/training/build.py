@@ -13,7 +13,7 @@ import os
 import keras
 
 from keras_resnets.runs import RunConfig
-from keras_resnets.tasks import get_task
+from keras_resnets.tasks import TASKS, get_task
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training import schedules
 
@@ -41,7 +41,7 @@ def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
 
 
 def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: int, *, jit_compile=False,
-                  from_logits: bool = False, task: str = "classification") -> keras.Model:
+                  from_logits: bool = False, task=TASKS[0]) -> keras.Model:
     """Compile ``model`` for ``recipe``: its optimizer (SGD with momentum, or Adam), schedule and weight
     decay, the task's loss and metrics.
 
@@ -51,8 +51,7 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
         total_steps: optimiser iterations of the whole run (the schedule's time axis).
         jit_compile: XLA-compile the train step.
         from_logits: the model outputs logits (no softmax).
-        task: ``classification`` (top-1) or ``segmentation`` (per-pixel loss ignoring label 255,
-            mean IoU and pixel accuracy).
+        task: a ``keras_resnets.tasks.Task`` or its name: it gives the loss and the metrics.
 
     Returns:
         The same model, compiled.
@@ -77,10 +76,11 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
 
 def run_model_file(run_dir: str) -> str:
     """``best.keras`` of a run directory, else its ``final.keras``."""
-    for name in ("best.keras", "final.keras"):
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            return path
+    from keras_resnets.runs import RunDir
+
+    path = RunDir(run_dir).model_file("best")
+    if path is not None:
+        return path
     raise ValueError(f"{run_dir!r} is not a run directory with best.keras or final.keras")
 
 

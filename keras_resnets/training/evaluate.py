@@ -85,9 +85,10 @@ def read_config(run_dir: str) -> dict:
         ValueError: no such run, an invalid ``config.json``, or a segmentation run (the message names it).
     """
     from keras_resnets.runs import RunConfig
+    from keras_resnets.tasks import get_task
 
     config = RunConfig.load(run_dir)
-    if config.task != "classification":
+    if not get_task(config.task).evaluation_protocols:
         raise ValueError(f"evaluate protocols are for classification runs; {run_dir!r} is a {config.task} run "
                          f"(its metrics.json holds mean IoU and pixel accuracy)")
     return config.to_dict()
@@ -126,10 +127,10 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
     _positive_int("batch_size", batch_size)
     _positive_int("limit", limit)
     config = read_config(run_dir)
-    model_path = os.path.join(run_dir, f"{which}.keras")
-    if which == "best" and not os.path.exists(model_path):
-        model_path = os.path.join(run_dir, "final.keras")
-    if not os.path.exists(model_path):
+    from keras_resnets.runs import RunDir
+
+    model_path = RunDir(run_dir).model_file(which)
+    if model_path is None:
         raise ValueError(f"run {run_dir!r} has no saved model ({which}.keras or final.keras)")
     source = evaluation_split(config, split, data_dir, validation_split, limit)
 
@@ -151,43 +152,17 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
     return results
 
 
-class ArraySplit:
-    """In-memory images (the digits) with the ``examples()`` interface of the streaming splits."""
-
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def examples(self):
-        import tensorflow as tf
-
-        ds = tf.data.Dataset.from_tensor_slices((self.images, self.labels.astype("int32")))
-        return ds.enumerate().map(lambda p, element: (p, tf.constant(-1, tf.int64), *element))
-
-
 def evaluation_split(config: dict, split: str, data_dir, validation_split: float, limit):
-    """The images to evaluate, as a split with ``examples()`` (see ``evaluate_run``)."""
-    from keras_resnets.data import sources, streaming
+    """The images to evaluate, as a split with ``examples()`` (see ``evaluate_run``), from the dataset
+    registry's entry of the run's dataset."""
+    from keras_resnets.data import registry
 
-    dataset, data_dir = config["dataset"], data_dir or config.get("data_dir")
-    if dataset == sources.DIGITS:
-        arrays = sources.load_digits(None, config["input_shape"][2], validation_split)
-        images, labels = {"test": arrays.test, "validation": arrays.validation}.get(split, arrays.train)
-        chosen = ArraySplit(images, labels)
-        return chosen if limit is None else ArraySplit(images[:limit], labels[:limit])
-    if dataset == sources.FOLDER or os.path.isdir(os.path.expanduser(dataset)):
-        files, labels, _ = streaming.list_image_folder(data_dir if dataset == sources.FOLDER else dataset)
-        if split != "all":
-            _, held_out = streaming.holdout_indices(labels, validation_split, config.get("seed", 0))
-            files, labels = files[held_out], labels[held_out]
-        return streaming.FileSplit(files[:limit], labels[:limit])
-    builder, _ = sources.tfds_builder(dataset, data_dir)
-    train_name, test_name = sources.tfds_split_names(builder)
-    percent = int(round(100 * (1 - validation_split)))
-    name = {"test": test_name, "validation": f"{train_name}[{percent}%:]", "all": test_name}[split]
-    return streaming.TfdsSplit(builder, name, streaming._tfds_count(builder, name), limit)
+    dataset = config["dataset"]
+    entry = registry.get_dataset(dataset)
+    if entry.evaluation_split is None:
+        raise ValueError(f"dataset {dataset!r} has no images for the evaluation protocols; datasets that do: "
+                         f"{', '.join(n for n, e in registry.DATASETS.items() if e.evaluation_split)} or any TFDS name")
+    return entry.evaluation_split(dataset, config, split, data_dir or config.get("data_dir"), validation_split, limit)
 
 
 def _normalise(images, config):

@@ -74,7 +74,9 @@ def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, 
         callbacks: Keras callbacks.
         verbose: Keras verbosity (``"auto"``: progress bar).
     """
-    if hasattr(data, "steps_per_epoch") and hasattr(data, "info") and callable(getattr(data, "train", None)):
+    from keras_resnets.data.contract import DatasetPipelines
+
+    if isinstance(data, DatasetPipelines):
         return model.fit(
             data.train(epochs, initial_epoch),
             epochs=epochs,

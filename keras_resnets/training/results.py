@@ -4,35 +4,24 @@ from __future__ import annotations
 import os
 
 import keras
-import numpy as np
 
 from keras_resnets.runs import RunConfig, RunDir
 from keras_resnets.tasks import get_task
-from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
+from keras_resnets.training.artifacts import plot_curves, read_history
 from keras_resnets.training.callbacks import save_model_file
 
-PREDICTION_IMAGES = 4  # held-out images drawn in predictions.png
 
 
-def evaluate_task(model: keras.Model, test, task: str, class_names=()) -> dict:
-    """Test metrics of ``model`` for its task.
+def evaluate_task(model: keras.Model, test, task, class_names=()) -> dict:
+    """Test metrics of ``model`` for its task (a ``Task`` or its name).
 
     Classification: ``test_accuracy``, ``test_loss``. Segmentation: ``test_mean_iou``,
     ``test_pixel_accuracy``, ``test_loss`` and ``test_per_class_iou`` (class name -> IoU, ``None``
-    for a class seen in neither labels nor predictions).
+    for a class seen in neither labels nor predictions): the task's ``test_extras``.
     """
     values = model.evaluate(test, verbose=0, return_dict=True)
-    metrics = {f"test_{k}": float(v) for k, v in values.items()}
-    if task == "segmentation":
-        from keras_resnets.metrics import MeanIoU
-
-        iou = MeanIoU(int(model.output_shape[-1]))
-        for images, masks in test:
-            iou.update_state(masks, model(images, training=False))
-        names = list(class_names) or [str(i) for i in range(iou.num_classes)]
-        metrics["test_per_class_iou"] = {name: None if np.isnan(v) else round(float(v), 4)
-                                         for name, v in zip(names, iou.per_class_iou())}
-    return metrics
+    return {**{f"test_{k}": float(v) for k, v in values.items()},
+            **get_task(task).test_extras(model, test, class_names)}
 
 
 def _best_model_metrics(run: RunDir, test, config: RunConfig) -> dict:
@@ -45,16 +34,6 @@ def _best_model_metrics(run: RunDir, test, config: RunConfig) -> dict:
     best.compile(loss=task.loss(config.classifier_activation is None), metrics=task.metrics(config.classes))
     values = best.evaluate(test, verbose=0, return_dict=True)
     return {f"best_model_test_{task.metric}": float(values[task.metric])}
-
-
-def _first_images(test, count: int):
-    images, masks = [], []
-    for x, y in test:
-        images.append(np.asarray(x))
-        masks.append(np.asarray(y))
-        if sum(len(i) for i in images) >= count:
-            break
-    return np.concatenate(images)[:count], np.concatenate(masks)[:count]
 
 
 def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *, initial_epoch: int,
@@ -74,7 +53,7 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         "status": "completed", "task": config.task, "model": config.model, "dataset": config.dataset,
         "params": int(net.count_params()), "epochs": config.epochs, "epochs_this_session": epochs_run,
         "resumed_from_epoch": initial_epoch,
-        **evaluate_task(net, data.test, config.task, config.class_names),
+        **evaluate_task(net, data.test, task, config.class_names),
         f"best_{task.monitor}": max(history.get(task.monitor, []), default=None),
         **_best_model_metrics(run, data.test, config),
         f"final_train_{task.metric}": (history.get(task.metric) or [None])[-1],
@@ -82,8 +61,6 @@ def evaluate_and_write(net: keras.Model, data, run: RunDir, config: RunConfig, *
         "train_images_per_second": round(epochs_run * data.info.num_train / seconds, 1) if epochs_run else None,
         "jit_compile": config.jit_compile, "precision": config.precision,
     }
-    if config.task == "segmentation":
-        images, masks = _first_images(data.test, PREDICTION_IMAGES)
-        plot_predictions(net, images, masks, data.info.mean, data.info.std, run.predictions, config.class_names)
+    task.write_predictions(net, data.test, data.info, run.predictions, config.class_names)
     run.write_metrics(metrics)
     return metrics

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import keras
 
 from keras_resnets.runs import FREEZE_MODES, RunConfig, RunDir, RunError, RunWriteError, describe_differences
-from keras_resnets.tasks import Task, get_task
+from keras_resnets.tasks import TASKS, Task, get_task
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training import schedules
 from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
@@ -134,9 +134,8 @@ def task_of(model: str, dataset: str) -> Task:
     from keras_resnets.models import get_entry
 
     entry, task = get_entry(model), get_task(get_dataset(dataset).task)
-    per_pixel = entry.family == "segmentation"
-    if per_pixel != (task.name == "segmentation"):
-        kind = "segmentation" if per_pixel else "classification"
+    if not task.fits_model_family(entry.family):
+        kind = next(name for name in TASKS if get_task(name).fits_model_family(entry.family))
         raise ValueError(f"model {model!r} is a {kind} model but dataset {dataset!r} is a {task.name} dataset; "
                          f"{kind} datasets: {', '.join(list_datasets(kind))}")
     return task
@@ -147,7 +146,7 @@ def _check_staging(init_from, freeze, resume, continue_epochs) -> None:
         raise ValueError(f"unknown freeze {freeze!r}; allowed: {', '.join(FREEZE_MODES)}")
     if freeze != "none" and not init_from:
         raise ValueError(f"freeze={freeze!r} needs init_from (--init-from RUN): the frozen layers are the ones loaded")
-    if init_from is not None and not any(os.path.isfile(os.path.join(init_from, f)) for f in ("best.keras", "final.keras")):
+    if init_from is not None and RunDir(init_from).model_file("best") is None:
         raise ValueError(f"init_from {init_from!r} is not a run directory with best.keras or final.keras")
     positive("continue_epochs", continue_epochs)
     if continue_epochs is not None and not resume:

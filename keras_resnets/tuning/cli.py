@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only re-render the results of a finished or partial search (run or tune/ directory)")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--space", default="study", choices=OwnedChoices("keras_resnets.tuning.space:SPACES"),
-                        metavar="NAME", help="search space (%(choices)s; default: %(default)s, the CIFAR-10 study's "
-                                             "3 lr ratios x 4 activations x 3 augmentations)")
+    search.add_argument("--space", choices=OwnedChoices("keras_resnets.tuning.space:SPACES"),
+                        metavar="NAME", help="search space (%(choices)s; default: the task's: study, the CIFAR-10 "
+                                             "study's 3 lr ratios x 4 activations x 3 augmentations, for "
+                                             "classification; segmentation_lr, 3 learning rates, for segmentation)")
     search.add_argument("--space-arg", action="append", type=_space_arg, default=[], metavar="KEY=V1,V2",
                         help="set the values of one key (repeatable; an empty list removes it); lr_ratio=continuous "
                              "tunes the three shares as numbers")

@@ -16,6 +16,7 @@ import keras
 import keras_tuner
 
 from keras_resnets.models import create_model
+from keras_resnets.tasks import TASKS, get_task
 from keras_resnets.training import compile_model, fit_model
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training.callbacks import NonFiniteLossGuard
@@ -40,14 +41,14 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             objective; ``None`` trains every trial to its budget.
         jit_compile: XLA-compile the train step (see ``keras_resnets.training.resolve_jit_compile``).
         seed: seed of the weights; the n-th execution of the same values uses ``seed + n``.
-        task: ``classification`` or ``segmentation`` (loss, metrics: ``keras_resnets.tasks``).
+        task: the ``keras_resnets.tasks.Task`` (loss, metrics) or its name; default classification.
     """
 
     def __init__(self, model: str, space: SearchSpace, datasets, *, epochs: int,
                  recipe: recipes_lib.Recipe, model_kwargs: dict | None = None,
                  classifier_activation: str | None = "softmax", objective: keras_tuner.Objective,
                  early_stopping_patience: int | None = None, jit_compile: bool = False, seed: int = 0,
-                 task: str = "classification"):
+                 task=None):
         super().__init__(name=f"{model}_hypermodel", tunable=True)
         self.model_name = model
         self.space = space
@@ -60,7 +61,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         self.early_stopping_patience = early_stopping_patience
         self.jit_compile = jit_compile
         self.seed = seed
-        self.task = task
+        self.task = get_task(task or TASKS[0])
         self._executions = collections.Counter()
 
     def declare_hyperparameters(self, hp):

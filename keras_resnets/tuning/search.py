@@ -100,7 +100,7 @@ def tune(
     model: str = "cifar_resnet20",
     dataset: str = "digits",
     *,
-    space="study",
+    space=None,
     space_overrides: dict | None = None,
     tuner: str = "grid",
     objective: str | None = None,
@@ -136,7 +136,8 @@ def tune(
         dataset: a registered dataset (``digits``, ``folder``, ``shapes``, ...) or a TFDS name; its
             task (classification or segmentation) decides the loss, metrics and objectives.
         space: a space name (``keras_resnets.tuning.SPACES``: ``study`` is the CIFAR-10 study's
-            3 x 4 x 3 grid) or a mapping ``key -> values``.
+            3 x 4 x 3 grid) or a mapping ``key -> values``; default the task's (``Task.default_space``:
+            ``study`` for classification, ``segmentation_lr`` for segmentation).
         space_overrides: ``key -> values`` replacing or adding keys of ``space``.
         tuner: ``grid``, ``random``, ``bayesian`` or ``hyperband``.
         objective: one of the task's objectives (classification: ``val_accuracy``, ``val_loss``,
@@ -173,23 +174,105 @@ def tune(
         keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
     """
     from keras_resnets.runs import RunDir, write_json
+    from keras_resnets.tuning.tuners import build_tuner
+
+    plan = plan_search(model, dataset, space, space_overrides, tuner=tuner, objective=objective,
+                       direction=direction, recipe=recipe, classifier_activation=classifier_activation,
+                       model_kwargs=model_kwargs, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
+                       executions_per_trial=executions_per_trial,
+                       early_stopping_patience=early_stopping_patience, xla=xla)
+    role = _distributed_role_checked(run_name)
+    run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tune_dir = RunDir(os.path.join(runs_dir, run_name)).tune
+    settings = {
+        "model": model, "dataset": dataset, "space": plan.space.to_dict(), "tuner": tuner,
+        "objective": plan.objective.name, "direction": plan.objective.direction, "max_epochs": max_epochs,
+        "max_trials": max_trials, "factor": factor, "executions_per_trial": executions_per_trial,
+        "early_stopping_patience": early_stopping_patience, "recipe": plan.recipe, "model_kwargs": plan.model_kwargs,
+        "classifier_activation": plan.classifier_activation, "data_dir": data_dir,
+        "image_size": list(image_size) if image_size else None, "channels": channels,
+        "validation_split": validation_split, "seed": seed, "xla": xla, "jit_compile": plan.jit_compile,
+        "task": plan.task.name, "dataset_kwargs": dict(dataset_kwargs or {}),
+    }
+    search_file = os.path.join(tune_dir, SEARCH_FILE)
+    if role != "worker":
+        _check_search_file(search_file, settings, tune_dir, resume, run_name)
+    if role != "chief" and datasets is None:
+        from keras_resnets.data import registry
+
+        datasets = registry.load(dataset, dataset_kwargs, data_dir=data_dir, batch_size=plan.base_recipe.batch_size,
+                                 augment=plan.base_recipe.augment, image_size=image_size, channels=channels,
+                                 validation_split=validation_split, seed=seed, download=download)
+    if datasets is not None:
+        _check_model_values(model, plan.space, datasets, plan.model_kwargs, plan.classifier_activation)
+
+    from keras_resnets.tuning.hypermodel import ResNetHyperModel
+
+    hypermodel = ResNetHyperModel(
+        model, plan.space, datasets, epochs=max_epochs, recipe=plan.base_recipe, model_kwargs=plan.model_kwargs,
+        classifier_activation=plan.classifier_activation, objective=plan.objective,
+        early_stopping_patience=early_stopping_patience, jit_compile=plan.jit_compile, seed=seed, task=plan.task,
+    )
+    os.makedirs(tune_dir, exist_ok=True)
+    if role != "worker" and not os.path.exists(search_file):
+        write_json(search_file, settings)
+    search_tuner = build_tuner(
+        tuner, hypermodel, objective=plan.objective, directory=os.path.join(runs_dir, run_name),
+        project_name=PROJECT_NAME, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
+        executions_per_trial=executions_per_trial, seed=seed,
+    )
+    print(f"search: {plan.describe(tuner, max_epochs)} -> {tune_dir}", flush=True)
+    search_tuner.search(verbose=verbose)
+    if role == "worker":
+        return SearchResult(tune_dir=tune_dir, best=None, paths={}, trials=[])
+    report = render_report(tune_dir)
+    return SearchResult(tune_dir=tune_dir, best=report["best"], paths=report["paths"], trials=report["trials"])
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A search's checked choices, before any data loads: the task, the space, the objective, the
+    recipe every trial starts from, the output activation, the fixed model keywords, XLA."""
+
+    task: object
+    space: SearchSpace
+    objective: object
+    recipe: str
+    base_recipe: object
+    classifier_activation: str | None
+    model_kwargs: dict
+    jit_compile: bool
+
+    def describe(self, tuner: str, max_epochs: int) -> str:
+        size = self.space.grid_size
+        values = ", ".join(f"{k} {list(v)}" for k, v in self.space.values.items())
+        return (f"{tuner} over {values}{f' ({size} cells)' if size else ''}, {max_epochs} epochs per trial, "
+                f"objective {self.objective.name} ({self.objective.direction})")
+
+
+def plan_search(model: str, dataset: str, space, space_overrides, *, tuner: str, objective, direction, recipe,
+                classifier_activation, model_kwargs, max_epochs, max_trials, factor, executions_per_trial,
+                early_stopping_patience, xla) -> SearchPlan:
+    """Check every choice of :func:`tune` that needs no data (each error one line, naming the value).
+
+    The task (from the dataset, checked against the model's family) gives the default space, the
+    values its data allows, the objectives, the default recipe and the output activation.
+    """
     from keras_resnets.training import get_recipe, resolve_jit_compile
     from keras_resnets.training.recipes import default_recipe
     from keras_resnets.training.steps import task_of
-    from keras_resnets.tuning.tuners import build_tuner, make_objective, validate_settings
+    from keras_resnets.tuning.tuners import make_objective, validate_settings
 
-    search_space = SearchSpace.from_spec(space, space_overrides)
+    task = task_of(model, dataset)
+    search_space = SearchSpace.from_spec(task.default_space if space is None else space, space_overrides)
     validate_settings(tuner, search_space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
                       executions_per_trial=executions_per_trial)
-    task = task_of(model, dataset)
-    search_objective = make_objective(objective, direction, task.name)
+    search_objective = make_objective(objective, direction, task)
     recipe = recipe or default_recipe(model, task)
     base_recipe = get_recipe(recipe)
     if classifier_activation == "auto":
         classifier_activation = task.default_classifier_activation
-    if task.name == "segmentation" and set(search_space.values.get("augment", ("none",))) - {"none"}:
-        raise ValueError(f"segmentation data is not augmented; the space's augment values "
-                         f"{list(search_space.values['augment'])} must be ['none'] (--space-arg augment=none)")
+    task.check_space(search_space.values)
     search_space.validate_model(model)
     model_kwargs = dict(model_kwargs or {})
     overlap = sorted(set(model_kwargs) & set(search_space.values))
@@ -199,66 +282,28 @@ def tune(
     if early_stopping_patience is not None and (not isinstance(early_stopping_patience, int)
                                                 or early_stopping_patience < 1):
         raise ValueError(f"early_stopping_patience must be a positive integer or None; got {early_stopping_patience!r}")
+    return SearchPlan(task, search_space, search_objective, recipe, base_recipe, classifier_activation, model_kwargs,
+                      jit_compile)
+
+
+def _distributed_role_checked(run_name) -> str | None:
+    """This process's role in a distributed search (``None``: alone), its run name checked."""
     role = distributed_role()
     if role and not run_name:
         raise ValueError("distributed search: every process needs the same run_name (--run-name)")
     if role == "chief":
         warn_if_public(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
                        "the KerasTuner oracle (gRPC)")
+    return role
 
-    run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tune_dir = RunDir(os.path.join(runs_dir, run_name)).tune
-    settings = {
-        "model": model, "dataset": dataset, "space": search_space.to_dict(), "tuner": tuner,
-        "objective": search_objective.name, "direction": search_objective.direction, "max_epochs": max_epochs,
-        "max_trials": max_trials, "factor": factor, "executions_per_trial": executions_per_trial,
-        "early_stopping_patience": early_stopping_patience, "recipe": recipe, "model_kwargs": model_kwargs,
-        "classifier_activation": classifier_activation, "data_dir": data_dir,
-        "image_size": list(image_size) if image_size else None, "channels": channels,
-        "validation_split": validation_split, "seed": seed, "xla": xla, "jit_compile": jit_compile,
-        "task": task.name, "dataset_kwargs": dict(dataset_kwargs or {}),
-    }
-    search_file = os.path.join(tune_dir, SEARCH_FILE)
-    if role != "worker":
-        if os.path.exists(search_file):
-            if not resume:
-                raise ValueError(f"a search already exists in {tune_dir!r}; pass resume=True (--resume) to continue "
-                                 f"it or choose another run name (--run-name)")
-            with open(search_file) as f:
-                _check_resume(json.load(f), settings, tune_dir)
-        elif resume:
-            raise ValueError(f"cannot resume: {search_file!r} does not exist (no search named {run_name!r})")
 
-    if role != "chief" and datasets is None:
-        from keras_resnets.data import registry
-
-        datasets = registry.load(dataset, dataset_kwargs, data_dir=data_dir, batch_size=base_recipe.batch_size,
-                                 augment=base_recipe.augment, image_size=image_size, channels=channels,
-                                 validation_split=validation_split, seed=seed, download=download)
-    if datasets is not None:
-        _check_model_values(model, search_space, datasets, model_kwargs, classifier_activation)
-
-    from keras_resnets.tuning.hypermodel import ResNetHyperModel
-
-    hypermodel = ResNetHyperModel(
-        model, search_space, datasets, epochs=max_epochs, recipe=base_recipe, model_kwargs=model_kwargs,
-        classifier_activation=classifier_activation, objective=search_objective,
-        early_stopping_patience=early_stopping_patience, jit_compile=jit_compile, seed=seed, task=task.name,
-    )
-    os.makedirs(tune_dir, exist_ok=True)
-    if role != "worker" and not os.path.exists(search_file):
-        write_json(search_file, settings)
-    search_tuner = build_tuner(
-        tuner, hypermodel, objective=search_objective, directory=os.path.join(runs_dir, run_name),
-        project_name=PROJECT_NAME, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
-        executions_per_trial=executions_per_trial, seed=seed,
-    )
-    size = search_space.grid_size
-    print(f"search: {tuner} over {', '.join(f'{k} {list(v)}' for k, v in search_space.values.items())}"
-          f"{f' ({size} cells)' if size else ''}, {max_epochs} epochs per trial, objective {search_objective.name} "
-          f"({search_objective.direction}) -> {tune_dir}", flush=True)
-    search_tuner.search(verbose=verbose)
-    if role == "worker":
-        return SearchResult(tune_dir=tune_dir, best=None, paths={}, trials=[])
-    report = render_report(tune_dir)
-    return SearchResult(tune_dir=tune_dir, best=report["best"], paths=report["paths"], trials=report["trials"])
+def _check_search_file(search_file: str, settings: dict, tune_dir: str, resume: bool, run_name: str) -> None:
+    """An existing search needs ``resume`` with the same settings; ``resume`` needs an existing search."""
+    if os.path.exists(search_file):
+        if not resume:
+            raise ValueError(f"a search already exists in {tune_dir!r}; pass resume=True (--resume) to continue "
+                             f"it or choose another run name (--run-name)")
+        with open(search_file) as f:
+            _check_resume(json.load(f), settings, tune_dir)
+    elif resume:
+        raise ValueError(f"cannot resume: {search_file!r} does not exist (no search named {run_name!r})")

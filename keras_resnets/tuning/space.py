@@ -36,6 +36,8 @@ SPACES = {
         "augment": STUDY_AUGMENTATIONS, "activation": STUDY_ACTIVATIONS, "lr_ratio": STUDY_LR_RATIOS,
         "lr": (0.05, 0.1, 0.2), "weight_decay": (1e-4, 5e-4), "batch_size": (64, 128),
     },
+    # the segmentation task's default: Adam's learning rate around the shapes_segmentation recipe's 1e-2
+    "segmentation_lr": {"lr": (0.005, 0.01, 0.02)},
 }
 
 

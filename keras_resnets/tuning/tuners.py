@@ -33,7 +33,7 @@ DEFAULT_MAX_TRIALS = 10
 
 
 def make_objective(name: str | None = None, direction: str | None = None,
-                   task: str = "classification") -> keras_tuner.Objective:
+                   task=None) -> keras_tuner.Objective:
     """The search objective: a metric the task's models report, and whether to maximise it.
 
     Args:
@@ -41,17 +41,18 @@ def make_objective(name: str | None = None, direction: str | None = None,
             ``val_accuracy``, ``val_loss``, ...; segmentation ``val_mean_iou``, ``val_loss``,
             ``val_pixel_accuracy``, ...); default the task's monitored metric.
         direction: ``"max"`` or ``"min"``; default ``min`` for losses, ``max`` otherwise.
-        task: ``classification`` or ``segmentation``.
+        task: the ``keras_resnets.tasks.Task`` or its name (default classification).
 
     Raises:
         ValueError: a metric the models do not report, or an unknown direction.
     """
-    from keras_resnets.tasks import get_task
+    from keras_resnets.tasks import TASKS, get_task
 
-    allowed = get_task(task).objectives
+    task = get_task(task or TASKS[0])
+    allowed = task.objectives
     name = name or allowed[0]
     if name not in allowed:
-        raise ValueError(f"objective {name!r} is not reported by {task} models; allowed: {', '.join(allowed)}")
+        raise ValueError(f"objective {name!r} is not reported by {task.name} models; allowed: {', '.join(allowed)}")
     if direction is None:
         direction = "min" if name.endswith("loss") else "max"
     if direction not in ("max", "min"):

@@ -67,11 +67,8 @@ def test_existing_files_need_force(fresh_run):
 
 
 def test_failed_verification_leaves_no_partial_artifact(fresh_run, tmp_path, monkeypatch):
-    from keras_resnets.export import verify
-
-    monkeypatch.setattr(verify, "FLOAT32_TOLERANCE", 0.0)  # an unreachable parity bar
     with pytest.raises(ExportError, match=r"tiny_resnet_float32 failed verification \(float32_parity\)"):
-        export_model(fresh_run, output_dir=tmp_path / "out", **FAST)
+        export_model(fresh_run, output_dir=tmp_path / "out", float32_bar=0.0, **FAST)  # an unreachable bar
     assert _leftovers(tmp_path / "out") == []
 
 

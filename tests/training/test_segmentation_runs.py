@@ -129,6 +129,28 @@ def test_tune_segmentation_with_val_mean_iou(runs):
     assert best["dataset_kwargs"] == SHAPES_KW and "--dataset-arg" in best["command"]
 
 
+def test_tune_without_a_space_searches_the_tasks_default(runs):
+    """``keras-resnets tune --model dilated_resnet18_seg --dataset shapes --max-trials 4`` (README): no
+    ``--space`` means the task's space, which segmentation data (not augmented) can take."""
+    from keras_resnets.cli import main
+    from keras_resnets.tuning.space import SPACES
+
+    code = main(["tune", "--model", "dilated_resnet18_seg", "--dataset", "shapes", *SHAPES, *NARROW, "--model-arg",
+                 "context=null", "--max-trials", "1", "--max-epochs", "1", "--runs-dir", str(runs),
+                 "--run-name", "default-space"])
+    assert code == 0
+    search = json.load(open(runs / "default-space" / "tune" / "search.json"))
+    assert search["space"] == {key: list(values) for key, values in SPACES["segmentation_lr"].items()}
+    assert search["task"] == "segmentation" and search["objective"] == "val_mean_iou"
+
+
+def test_a_space_the_task_cannot_take_is_refused_naming_the_fix(runs):
+    from keras_resnets.tuning import tune
+
+    with pytest.raises(ValueError, match=r"segmentation data allows augment \['none'\] only.*--space-arg augment=none"):
+        tune("dilated_resnet18_seg", "shapes", space="study", runs_dir=str(runs), run_name="refused")
+
+
 def test_export_reads_the_task_from_the_run_config(front_end, tmp_path):
     """``keras-resnets export RUN`` with no extra flags: segmentation, verified by mIoU."""
     from keras_resnets.export import export_model
@@ -137,6 +159,13 @@ def test_export_reads_the_task_from_the_run_config(front_end, tmp_path):
                           benchmark_runs=5)
     assert result.report["task"] == "segmentation" and result.report["accuracy"]["metric"] == "miou"
     assert abs(result.report["accuracy"]["tflite_miou"] - result.report["accuracy"]["keras_miou"]) < 0.5
+
+
+def test_evaluate_refuses_a_segmentation_run_in_one_line(front_end):
+    from keras_resnets.training import evaluate
+
+    with pytest.raises(ValueError, match="evaluate protocols are for classification runs; .* is a segmentation run"):
+        evaluate.evaluate_run(front_end.path, ["centre_crop"])
 
 
 def test_export_refuses_a_run_config_whose_task_does_not_match_the_model(front_end, tmp_path):

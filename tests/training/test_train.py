@@ -123,7 +123,7 @@ def test_cli_prints_one_line_without_traceback(tmp_path, capsys, argv, expected)
 
 
 def test_every_cli_choice_list_is_read_from_its_owner():
-    """No choice list exists twice: every choices= of train and tune is an OwnedChoices naming the
+    """No choice list exists twice: every choices= of train, tune and export is an OwnedChoices naming the
     module that owns the list (a few fixed numeric ones aside), and reads exactly that list."""
     import importlib
 
@@ -133,7 +133,7 @@ def test_every_cli_choice_list_is_read_from_its_owner():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     checked = 0
-    for name in ("train", "tune"):
+    for name in ("train", "tune", "export"):
         for action in sub.choices[name]._actions:
             if action.choices is None or action.dest in ("channels", "fit_verbose"):
                 continue

@@ -5,8 +5,9 @@ from pathlib import Path
 from keras_resnets.tasks import TASKS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_resnets"
-# Modules that declare which task something belongs to (dataset entries, the per-pixel model family).
-DECLARING = {"tasks.py", "data/registry.py", "models/segmentation.py"}
+# Modules that declare which task something belongs to (dataset entries, the per-pixel model family and
+# its catalog entries).
+DECLARING = {"tasks.py", "data/registry.py", "models/segmentation.py", "models/catalog.py"}
 
 
 def _task_names_in_code(path: Path) -> list:

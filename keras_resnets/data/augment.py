@@ -8,8 +8,9 @@ keeps the Python-free tf.data graph small and fast (one gather for the crop of a
 Policies:
 
 - ``none``: images unchanged.
-- ``crop``: pad 4 pixels with zeros, random crop back to the original size (no flip: for data where
-  left and right differ, e.g. handwritten digits).
+- ``crop``: zero-pad by 1/8 of the image height (4 pixels at CIFAR's 32, 2 at 12 or 16, as
+  ``crop_padding``), random crop back to the original size; no flip: the label-preserving policy for
+  data where left and right differ, e.g. handwritten digits.
 - ``crop_flip``: ``crop`` + random horizontal flip (the standard CIFAR augmentation of He et al.).
 - ``crop_flip_color_blur``: ``crop_flip`` + colour jitter (brightness, contrast, saturation, hue)
   + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
@@ -31,7 +32,7 @@ BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
 IMAGENET_POLICIES = TRAIN_POLICIES
 POLICIES = BATCH_POLICIES + IMAGENET_POLICIES
 
-CROP_PADDING = 4
+CROP_PADDING = 4  # at 32x32 (He et al.); other sizes scale it: crop_padding(size)
 BRIGHTNESS = 0.2  # max relative change, as torchvision ColorJitter(0.2, 0.2, 0.2, 0.05)
 CONTRAST = 0.2
 SATURATION = 0.2
@@ -50,11 +51,21 @@ def validate_policy(policy: str) -> str:
     return policy
 
 
+def crop_padding(height) -> int:
+    """Crop padding for images ``height`` pixels high: CIFAR's 4 at 32 scaled to the size (1/8, at least 1).
+
+    A fixed 4 pixels would shift a 12-pixel digit by a third of the frame.
+    """
+    if height is None:
+        return CROP_PADDING
+    return max(1, int(round(CROP_PADDING * int(height) / 32)))
+
+
 def _uniform(shape, seed, low, high):
     return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
-def random_crop(images: tf.Tensor, seed, padding: int = CROP_PADDING, flip_seed=None) -> tf.Tensor:
+def random_crop(images: tf.Tensor, seed, padding: int | None = None, flip_seed=None) -> tf.Tensor:
     """Zero-pad each image by ``padding`` pixels and crop it back at a random offset.
 
     With ``flip_seed``, each crop is also mirrored left-right with probability 1/2; crop and flip
@@ -63,9 +74,11 @@ def random_crop(images: tf.Tensor, seed, padding: int = CROP_PADDING, flip_seed=
     Args:
         images: ``(batch, height, width, channels)`` float tensor.
         seed: stateless seed of the offsets, shape ``(2,)`` int tensor.
-        padding: pixels added on every side before cropping.
+        padding: pixels added on every side before cropping (default ``crop_padding`` of the height).
         flip_seed: stateless seed of the flips, or ``None`` for no flipping.
     """
+    if padding is None:
+        padding = crop_padding(images.shape[1])
     shape = tf.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     padded_h, padded_w = height + 2 * padding, width + 2 * padding

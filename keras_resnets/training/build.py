@@ -41,7 +41,7 @@ def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
 
 
 def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: int, *, jit_compile=False,
-                  from_logits: bool = False, task: str = "classification") -> keras.Model:
+                  from_logits: bool = False, task: str = "classification", extra_metrics=()) -> keras.Model:
     """Compile ``model`` for ``recipe``: its optimizer (SGD with momentum, or Adam), schedule and weight
     decay, the task's loss and metrics.
 
@@ -53,6 +53,8 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
         from_logits: the model outputs logits (no softmax).
         task: ``classification`` (top-1) or ``segmentation`` (per-pixel loss ignoring label 255,
             mean IoU and pixel accuracy).
+        extra_metrics: further Keras metrics to log (e.g. the cross-entropy without the L2 penalty,
+            which Keras' ``loss`` includes).
 
     Returns:
         The same model, compiled.
@@ -71,7 +73,7 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
                                          weight_decay=decay)
     run_task = get_task(task)
     model.compile(optimizer=optimizer, loss=run_task.loss(from_logits),
-                  metrics=run_task.metrics(int(model.output_shape[-1])), jit_compile=jit_compile)
+                  metrics=run_task.metrics(int(model.output_shape[-1])) + list(extra_metrics), jit_compile=jit_compile)
     return model
 
 

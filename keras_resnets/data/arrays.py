@@ -27,6 +27,7 @@ import numpy as np
 # Policies implemented here in numpy (the same definitions as keras_resnets.data.augment's).
 POLICIES = ("none", "crop", "crop_flip")
 CROP_PADDING = 4  # at 32x32; other sizes scale it (crop_padding)
+NO_FLIP_DATASETS = ("digits", "textured_digits")  # mirroring a digit changes its class (or makes a non-digit)
 
 
 def crop_padding(height: int) -> int:
@@ -85,10 +86,10 @@ def resize_bilinear(images: np.ndarray, size) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator) -> np.ndarray:
+def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator, flip: bool = True) -> np.ndarray:
     """``crop`` / ``crop_flip`` on a batch (any dtype): zero-pad by ``crop_padding(height)`` pixels (4 at
     32x32), crop back at a random offset, and (``crop_flip``) mirror each image left-right with
-    probability 1/2."""
+    probability 1/2 (not with ``flip=False``: digits)."""
     if policy == "none":
         return images
     batch, height, width, _ = images.shape
@@ -98,9 +99,9 @@ def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator) -> 
     # every (row, column) window of every image as a view; the crop is one gather of whole windows
     windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(1, 2))
     out = np.moveaxis(windows[np.arange(batch), offsets[:, 0], offsets[:, 1]], 1, -1)  # (b, c, h, w) -> (b, h, w, c)
-    if policy == "crop_flip":
-        flip = rng.random(batch) < 0.5
-        out[flip] = out[flip, :, ::-1]
+    if policy == "crop_flip" and flip:
+        mirrored = rng.random(batch) < 0.5
+        out[mirrored] = out[mirrored, :, ::-1]
     return out
 
 
@@ -182,7 +183,8 @@ class ArrayDatasets:
         order = self.epoch_order(epoch) if order is None else order
         index = order[step * self.batch_size:(step + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed + 1, epoch * self.steps_per_epoch + step])
-        images = augment_batch(self._train_images[index], self.augment, rng)  # uint8: a quarter of the bytes
+        flip = self.info.name not in NO_FLIP_DATASETS
+        images = augment_batch(self._train_images[index], self.augment, rng, flip)  # uint8: a quarter of the bytes
         return self.validation.normalise(images), self._train_labels[index]
 
     def train(self, epochs: int, initial_epoch: int = 0):

@@ -14,6 +14,9 @@ Policies:
 - ``crop_flip``: ``crop`` + random horizontal flip (the standard CIFAR augmentation of He et al.).
 - ``crop_flip_color_blur``: ``crop_flip`` + colour jitter (brightness, contrast, saturation, hue)
   + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
+- Digits (``digits``, ``textured_digits``) are never mirrored: a mirrored digit is another symbol, so on
+  them ``crop_flip`` crops only and ``crop_flip_color_blur`` crops, jitters and blurs
+  (``flips_preserve_labels``).
 - ``imagenet_scale``, ``inception_crop``: the ImageNet policies, per source image before batching
   (``keras_resnets.data.imagenet``); ``augment_batch`` refuses them.
 """
@@ -24,6 +27,7 @@ try:
 except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
     tf = None
 
+from keras_resnets.data.arrays import NO_FLIP_DATASETS
 from keras_resnets.data.imagenet import TRAIN_POLICIES
 
 BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
@@ -38,6 +42,11 @@ CONTRAST = 0.2
 SATURATION = 0.2
 HUE = 0.05
 BLUR_SIGMA = (0.1, 2.0)
+
+
+def flips_preserve_labels(dataset: str) -> bool:
+    """Whether a left-right mirror keeps the label of ``dataset``'s images (not for digits)."""
+    return dataset not in NO_FLIP_DATASETS
 
 
 def validate_policy(policy: str) -> str:
@@ -153,13 +162,14 @@ def gaussian_blur(images: tf.Tensor, seed) -> tf.Tensor:
     return blur_axis(blur_axis(images, 1), 2)
 
 
-def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
+def augment_batch(images: tf.Tensor, policy: str, seed, flip: bool = True) -> tf.Tensor:
     """Apply ``policy`` to a batch of images.
 
     Args:
         images: ``(batch, height, width, channels)`` float32 tensor in the 0..255 pixel scale.
         policy: one of ``POLICIES``.
         seed: stateless seed, shape ``(2,)`` int tensor; equal seeds give equal results.
+        flip: let the ``crop_flip*`` policies mirror images (``False`` for digits).
 
     Returns:
         The augmented batch, same shape and scale.
@@ -171,7 +181,7 @@ def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
         raise ValueError(f"augment={policy!r} crops source images before batching (streaming pipelines); "
                          f"batch policies: {', '.join(BATCH_POLICIES)}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
-    flips = policy in ("crop_flip", "crop_flip_color_blur")
+    flips = flip and policy in ("crop_flip", "crop_flip_color_blur")
     images = random_crop(images, seeds[0], flip_seed=seeds[1] if flips else None)
     if policy == "crop_flip_color_blur":
         images = color_jitter(images, seeds[2])
@@ -201,7 +211,7 @@ def apply_policy(dataset: tf.data.Dataset, policy: str, seed: int = 0) -> tf.dat
     return dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, chunk: int = 1024):
+def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, chunk: int = 1024, flip: bool = True):
     """Enlarge a training set with ``copies`` augmented copies of itself (the study's static expansion).
 
     The study built its 100k (crop+flip, one copy) and 150k (crop+flip+colour+blur, two copies)
@@ -214,6 +224,7 @@ def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, c
         copies: number of augmented copies to add (>= 1).
         seed: integer seed; copy ``k`` uses seeds ``(seed, k, chunk index)``.
         chunk: images augmented per step.
+        flip: let the policy mirror images (``False`` for digits).
 
     Returns:
         ``(images, labels)`` numpy arrays with ``n * (copies + 1)`` rows, originals first.
@@ -230,7 +241,7 @@ def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, c
     for copy in range(1, copies + 1):
         for start in range(0, len(images), chunk):
             batch = tf.convert_to_tensor(images[start : start + chunk], tf.float32)
-            augmented = augment_batch(batch, policy, tf.constant([seed * 1000 + copy, start], tf.int64))
+            augmented = augment_batch(batch, policy, tf.constant([seed * 1000 + copy, start], tf.int64), flip)
             parts_x.append(np.clip(np.rint(augmented.numpy()), 0, 255).astype(np.uint8))
         parts_y.append(labels)
     return np.concatenate(parts_x), np.concatenate(parts_y)

@@ -233,32 +233,32 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         results = _new_results(experiment, scale, budget, protocol)
     by_label = {arm["name"]: arm for arm in results["arms"]}
     data_cache = {}
-    for arm in experiment.arms_at(scale):
-        if arm.label not in chosen:
+    pending = [(arm, seed) for arm in experiment.arms_at(scale) if arm.label in chosen for seed in seed_list]
+    if experiment.order == "seeds":
+        pending.sort(key=lambda pair: seed_list.index(pair[1]))  # stable: arms stay in declared order
+    for arm, seed in pending:
+        if seed in {r["seed"] for r in by_label[arm.label]["runs"]}:
             continue
-        for seed in seed_list:
-            if seed in {r["seed"] for r in by_label[arm.label]["runs"]}:
-                continue
-            if seed not in data_cache:
-                from keras_resnets.data import load_dataset
+        if seed not in data_cache:
+            from keras_resnets.data import load_dataset
 
-                data_cache.clear()
-                data_cache[seed] = load_dataset(budget.dataset, image_size=budget.image_size,
-                                                batch_size=budget.batch_size, augment=budget.augment, seed=seed)
-            data = data_cache[seed]
-            record = train_one(arm, budget, seed, data)
-            results["chance"] = 1.0 / data.info.num_classes
-            by_label[arm.label]["runs"].append(record)
-            results["wall_seconds"] = round(results["wall_seconds"] + record["seconds"], 1)
-            results["complete"] = all(len(a["runs"]) >= len(seed_list) for a in results["arms"])
-            refresh(results, experiment)
-            _write(results, path)
-            if figures_dir:
-                plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
-            if progress:
-                acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
-                progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
-                         f"{record['train_error']}, {record['seconds']:.0f} s")
+            data_cache.clear()
+            data_cache[seed] = load_dataset(budget.dataset, image_size=budget.image_size,
+                                            batch_size=budget.batch_size, augment=budget.augment, seed=seed)
+        data = data_cache[seed]
+        record = train_one(arm, budget, seed, data)
+        results["chance"] = 1.0 / data.info.num_classes
+        by_label[arm.label]["runs"].append(record)
+        results["wall_seconds"] = round(results["wall_seconds"] + record["seconds"], 1)
+        results["complete"] = all(len(a["runs"]) >= len(seed_list) for a in results["arms"])
+        refresh(results, experiment)
+        _write(results, path)
+        if figures_dir:
+            plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+        if progress:
+            acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
+            progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
+                     f"{record['train_error']}, {record['seconds']:.0f} s")
     results["complete"] = all(len(a["runs"]) >= len(seed_list) for a in results["arms"])
     refresh(results, experiment)
     if results["chance"] is not None:

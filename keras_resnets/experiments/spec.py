@@ -83,6 +83,9 @@ class Experiment:
         budgets: scale -> budget.
         rules: the pre-registered verdict rules (arm labels must exist at every scale).
         metric_note: what the paper's numbers in ``Arm.paper`` are.
+        order: ``"arms"`` (every seed of an arm before the next arm: an interrupted run leaves complete
+            arms, the first ones declared) or ``"seeds"`` (every arm of a seed before the next seed: the
+            first seed shows early whether every arm leaves chance).
     """
 
     name: str
@@ -94,6 +97,7 @@ class Experiment:
     budgets: dict
     rules: tuple
     metric_note: str = ""
+    order: str = "arms"
 
     def arms_at(self, scale: str) -> tuple:
         return self.arms.get(scale, self.arms["laptop"])
@@ -153,6 +157,7 @@ DEGRADATION = Experiment(
              "test_error"),
     ),
     metric_note="the paper's numbers are CIFAR-10 test error (%) or the shape of its Fig. 6 curves",
+    order="seeds",
 )
 
 # --- 02: Identity Mappings Tables 1 and 2 (He et al. 2016b) --------------------------------------------

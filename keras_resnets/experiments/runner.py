@@ -300,11 +300,13 @@ def plot_results(results: dict, path: str) -> str:
     chance = results.get("chance") or 0.0
     right.axhline(chance, color="grey", linestyle=":", label="chance")
     right.axhline(chance + 0.2, color="grey", linestyle="--", label="chance + 20 points (guard)")
+    right.set_xlim(-0.6, len(arms) - 0.4)
+    right.set_ylim(0.0, 1.0)
     right.set_xticks(range(len(arms)))
     right.set_xticklabels([a["name"] for a in arms], rotation=45, ha="right", fontsize=8)
     right.set_ylabel("test accuracy (dots: seeds, bar: mean)")
     right.set_title("test accuracy, same test set for every seed")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="lower right")
     budget = results["protocol"]["budget"]
     size = budget["image_size"]
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "

@@ -2,7 +2,7 @@
 
     >>> from keras_resnets.experiments import list_experiments
     >>> list_experiments()
-    ['degradation', 'identity_mappings']
+    ['degradation', 'identity_mappings', 'densenet']
 
 ``run_experiment(name, scale="laptop" | "paper", seeds=..., dataset=...)`` (or
 ``keras-resnets reproduce NAME``) trains every arm x seed and writes ``notebooks/results/<stem>.json``

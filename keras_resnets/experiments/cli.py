@@ -15,17 +15,17 @@ from keras_resnets.experiments.spec import EXPERIMENTS, SCALES
 
 
 def _epilog() -> str:
-    lines = ["experiments:"]
+    lines = ["experiments (laptop scale: textured_digits, offline, about an hour each on two CPU cores; paper "
+             "scale: the paper's settings on CIFAR-10 through TFDS, for a GPU):"]
     for name, experiment in EXPERIMENTS.items():
         laptop, paper = experiment.budget_at("laptop"), experiment.budget_at("paper")
-        lines.append(f"  {name:<20} {experiment.title} (notebooks/{experiment.stem}.ipynb; "
-                     f"{len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds)")
-    lines += ["",
-              f"--scale laptop: textured_digits {'x'.join(map(str, laptop.image_size))}, {laptop.steps} steps "
-              "(offline; about an hour per experiment on two CPU cores).",
-              f"--scale paper: the papers' settings: CIFAR-10 through TFDS at 32x32 (needs the dataset "
-              f"prepared in TFDS's data dir), {paper.steps} iterations, lr 0.1 /10 at 32k and 48k, {paper.warmup_steps} "
-              "warm-up iterations, ResNet-110 for identity_mappings; meant for a GPU."]
+        models = sorted({arm.model for arm in experiment.arms_at("paper")})
+        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.stem}.ipynb)")
+        lines.append(f"  {'':<18} laptop: {len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds, "
+                     f"{'x'.join(map(str, laptop.image_size))} images, {laptop.steps} steps; paper: "
+                     f"{paper.steps} iterations of batch {paper.batch_size}, lr {paper.lr} /10 at 1/2 and 3/4, "
+                     f"{paper.warmup_steps} warm-up iterations, {', '.join(models)}")
+    lines += ["", "--scale paper needs the dataset in TFDS's data dir (prepared beforehand: no download here)."]
     return "\n".join(lines)
 
 

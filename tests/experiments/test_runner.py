@@ -71,7 +71,7 @@ def test_crossentropy_metric_leaves_out_the_weight_decay_penalty():
 def test_names_scales_and_the_cli_listing(capsys):
     from keras_resnets.cli import main
 
-    assert list_experiments() == ["degradation", "identity_mappings"]
+    assert list_experiments() == ["degradation", "identity_mappings", "densenet"]
     assert get_experiment("01_degradation").name == "degradation"
     with pytest.raises(ValueError, match="unknown experiment 'degradaton'.*did you mean degradation"):
         get_experiment("degradaton")

@@ -94,8 +94,9 @@ def show(results: dict) -> None:
 
 
 def findings_rows(results_dir: str) -> list:
-    """Rows of the README table: every verdict of every experiment with a complete laptop-scale results
-    file; one "not yet rerun" row for the others."""
+    """Rows of the README table: every verdict of every experiment with a laptop-scale results file (an
+    interrupted run is marked incomplete; its claims whose arms lack seeds are "not tested"); one "not
+    yet rerun" row for the others."""
     rows = []
     for experiment in EXPERIMENTS.values():
         path = os.path.join(results_dir, f"{experiment.stem}.json")
@@ -104,18 +105,22 @@ def findings_rows(results_dir: str) -> list:
         if os.path.isfile(path):
             with open(path) as f:
                 results = json.load(f)
-        if results is None or not results.get("complete"):
+        if results is None or not results.get("verdicts"):
             rows.append([experiment.title, experiment.metric_note, "–", NOT_RERUN, notebook])
             continue
         arms = {a["name"]: a for a in results["arms"]}
         budget = results["protocol"]["budget"]
-        setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps, "
-                   f"{len(arms[experiment.rules[0].better]['seeds'])} seeds")
+        done = sum(len(a["seeds"]) for a in results["arms"])
+        setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps"
+                   + ("" if results.get("complete") else
+                      f" (run interrupted: {done} of {len(arms) * budget['seeds']} arm-seed runs done)"))
         for verdict in results["verdicts"]:
             rule = verdict["rule"]
             published = "; ".join(f"{label}: {arms[label]['paper']}" for label in (rule["better"], rule["worse"])
                                   if arms[label].get("paper"))
-            rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}", verdict["verdict"], notebook])
+            verdict_text = verdict["verdict"] + ("" if "mean_advantage" in verdict["numbers"] else f" ({verdict['reason']})")
+            rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}".rstrip(": "), verdict_text,
+                         notebook])
     for stem, title in NOT_YET_RERUN.items():
         rows.append([title, "–", "–", NOT_RERUN, f"[{stem[:2]}](notebooks/{stem}.ipynb)"])
     return rows

@@ -309,8 +309,10 @@ def plot_results(results: dict, path: str) -> str:
     right.legend(fontsize=7, loc="lower right")
     budget = results["protocol"]["budget"]
     size = budget["image_size"]
+    done = sum(len(a["runs"]) for a in results["arms"])
+    status = "" if results.get("complete") else f", INCOMPLETE ({done} runs; arms or seeds missing)"
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
-                 f"{budget['steps']} steps, {results['scale']} scale", fontsize=10)
+                 f"{budget['steps']} steps, {results['scale']} scale{status}", fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -126,8 +126,8 @@ def _budgets(laptop: Budget = LAPTOP, paper: Budget = PAPER) -> dict:
 
 # --- 01: degradation (He et al. 2016, Deep Residual Learning, Fig. 6 / Sec. 4.2) -----------------------
 _DEGRADATION_ARMS = (
-    Arm("plain20", "cifar_plain20", paper="plain-20 < plain-56 training error (Fig. 6 left)"),
-    Arm("plain56", "cifar_plain56", paper="higher training and test error than plain-20"),
+    Arm("plain20", "cifar_plain20", paper="Fig. 6: lower training and test error than plain-56"),
+    Arm("plain56", "cifar_plain56", paper="Fig. 6: higher training and test error than plain-20"),
     Arm("resnet20", "cifar_resnet20", paper="8.75 % test error"),
     Arm("resnet56", "cifar_resnet56", paper="6.97 % test error"),
 )

@@ -37,16 +37,21 @@ def test_complete_results_give_one_row_per_claim_and_incomplete_ones_say_not_rer
                       for s in range(3)]} for label, acc in runs.items()]
     verdicts = [judge(rule, {a["name"]: a for a in arms}, 0.1) for rule in experiment.rules]
     results = {"complete": True, "arms": arms, "verdicts": verdicts, "dataset": "textured_digits",
-               "protocol": {"budget": {"image_size": [12, 12], "steps": 600}}}
+               "protocol": {"budget": {"image_size": [12, 12], "steps": 600, "seeds": 3}}}
     (tmp_path / "01_degradation.json").write_text(json.dumps(results))
     rows = findings_rows(str(tmp_path))
     degradation = [r for r in rows if r[-1].startswith("[01]")]
     assert [r[0] for r in degradation] == [rule.claim for rule in experiment.rules]
     assert degradation[0][3] == "reproduced" and "advantage +10.00" in degradation[0][2]
     assert [r[3] for r in rows if r[-1].startswith("[02]")] == ["not yet rerun under the protocol"]
-    results["complete"] = False
+    for arm in arms[2:]:  # an interrupted run: the ResNet arms have one seed
+        arm["runs"], arm["seeds"] = arm["runs"][:1], arm["seeds"][:1]
+    results.update(complete=False, verdicts=[judge(rule, {a["name"]: a for a in arms}, 0.1)
+                                             for rule in experiment.rules])
     (tmp_path / "01_degradation.json").write_text(json.dumps(results))
-    assert [r[3] for r in findings_rows(str(tmp_path)) if r[-1].startswith("[01]")] == [
-        "not yet rerun under the protocol"]
+    rows = [r for r in findings_rows(str(tmp_path)) if r[-1].startswith("[01]")]
+    assert [r[3] for r in rows] == ["reproduced", "not tested (1 paired seed(s), need 3)",
+                                    "not tested (1 paired seed(s), need 3)", "reproduced"]
+    assert "run interrupted: 8 of 12 arm-seed runs done" in rows[0][2]
     with pytest.raises(ValueError, match="no generated block"):
         replace_block("# README\n", "x")

@@ -109,6 +109,7 @@ def findings_rows(results_dir: str) -> list:
             rows.append([experiment.title, experiment.metric_note, "–", NOT_RERUN, notebook])
             continue
         arms = {a["name"]: a for a in results["arms"]}
+        paper = {a.label: a.paper for a in experiment.arms_at("laptop")}  # citations: the declaration's
         budget = results["protocol"]["budget"]
         done = sum(len(a["seeds"]) for a in results["arms"])
         setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps"
@@ -116,8 +117,8 @@ def findings_rows(results_dir: str) -> list:
                       f" (run interrupted: {done} of {len(arms) * budget['seeds']} arm-seed runs done)"))
         for verdict in results["verdicts"]:
             rule = verdict["rule"]
-            published = "; ".join(f"{label}: {arms[label]['paper']}" for label in (rule["better"], rule["worse"])
-                                  if arms[label].get("paper"))
+            published = "; ".join(f"{label}: {paper[label]}" for label in (rule["better"], rule["worse"])
+                                  if paper.get(label))
             verdict_text = verdict["verdict"] + ("" if "mean_advantage" in verdict["numbers"] else f" ({verdict['reason']})")
             rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}".rstrip(": "), verdict_text,
                          notebook])

@@ -306,7 +306,7 @@ def plot_results(results: dict, path: str) -> str:
     right.set_xticklabels([a["name"] for a in arms], rotation=45, ha="right", fontsize=8)
     right.set_ylabel("test accuracy (dots: seeds, bar: mean)")
     right.set_title("test accuracy, same test set for every seed")
-    right.legend(fontsize=7, loc="lower right")
+    right.legend(fontsize=7, loc="upper right")
     budget = results["protocol"]["budget"]
     size = budget["image_size"]
     done = sum(len(a["runs"]) for a in results["arms"])

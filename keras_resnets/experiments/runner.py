@@ -172,6 +172,8 @@ def refresh(results: dict, experiment: Experiment) -> dict:
         arms = {arm["name"]: arm for arm in results["arms"]}
         results["verdicts"] = [judge(rule, arms, results["chance"]) for rule in experiment.rules]
         results["summary"] = summarise(results["verdicts"])
+        if not results.get("complete"):
+            results["summary"] = f"incomplete run; so far: {results['summary']}"
     return results
 
 

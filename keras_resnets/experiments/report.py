@@ -84,7 +84,7 @@ def show(results: dict) -> None:
             f"{100 * (results['chance'] or 0):.0f} %, {results['backend']}, {results['cpu']}, "
             f"{results['wall_seconds'] / 60:.1f} min of training"
             f"{'' if results.get('complete') else ' (INCOMPLETE: runs missing)'}\n\n"
-            f"{arms_table(results)}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}")
+            f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}")
     try:
         from IPython.display import Markdown, display
 

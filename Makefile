@@ -50,10 +50,13 @@ test-jax: $(STAMP)
 test-torch: $(STAMP)
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 --dist worksteal -q --durations=5 -m torch tests/models
 
-# Re-execute the reproduction notebooks in full and write their outputs back (tens of minutes on
-# two CPU cores). `make test` executes them in SMALL mode (tests/notebooks).
+# Re-execute the reproduction notebooks in full and write their outputs back (about an hour per
+# experiment on two CPU cores; the experiments resume from notebooks/results/*.json), then regenerate
+# the README's Findings table from those results. `make test` executes them in SMALL mode (tests/notebooks).
+# oneDNN: the fastest measured setting for these small networks on CPU.
 notebooks: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) notebooks/run_notebooks.py --in-place
+	KERAS_BACKEND=tensorflow TF_ENABLE_ONEDNN_OPTS=1 $(PY) notebooks/run_notebooks.py --in-place --timeout 14400
+	$(PY) -m keras_resnets.experiments.report --readme README.md
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -11,6 +11,8 @@ import time
 import keras
 import numpy as np
 
+from keras_resnets.experiments.report import markdown_table  # noqa: F401  (the notebooks' tables)
+
 SMALL = os.environ.get("SMALL", "0") not in ("", "0")
 DATASET = "textured_digits"
 IMAGE_SIZE = (16, 16)
@@ -84,13 +86,6 @@ def mean_std(values, scale: float = 1.0, digits: int = 2) -> str:
     values = np.asarray(values, dtype=float) * scale
     std = values.std(ddof=1) if len(values) > 1 else 0.0
     return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
-
-
-def markdown_table(header, rows) -> str:
-    """A Markdown table (rendered by ``IPython.display.Markdown``)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def show_table(header, rows) -> None:

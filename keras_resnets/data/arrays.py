@@ -26,7 +26,13 @@ import numpy as np
 
 # Policies implemented here in numpy (the same definitions as keras_resnets.data.augment's).
 POLICIES = ("none", "crop", "crop_flip")
-CROP_PADDING = 4
+CROP_PADDING = 4  # at 32x32; other sizes scale it (crop_padding)
+NO_FLIP_DATASETS = ("digits", "textured_digits")  # mirroring a digit changes its class (or makes a non-digit)
+
+
+def crop_padding(height: int) -> int:
+    """CIFAR's 4-pixel crop padding at 32 scaled to ``height`` (1/8, at least 1), as ``augment.crop_padding``."""
+    return max(1, int(round(CROP_PADDING * int(height) / 32)))
 IN_MEMORY_DATASETS = ("digits", "textured_digits", "shapes")
 
 
@@ -80,20 +86,22 @@ def resize_bilinear(images: np.ndarray, size) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator) -> np.ndarray:
-    """``crop`` / ``crop_flip`` on a batch (any dtype): zero-pad 4 pixels, crop back at a random
-    offset, and (``crop_flip``) mirror each image left-right with probability 1/2."""
+def augment_batch(images: np.ndarray, policy: str, rng: np.random.Generator, flip: bool = True) -> np.ndarray:
+    """``crop`` / ``crop_flip`` on a batch (any dtype): zero-pad by ``crop_padding(height)`` pixels (4 at
+    32x32), crop back at a random offset, and (``crop_flip``) mirror each image left-right with
+    probability 1/2 (not with ``flip=False``: digits)."""
     if policy == "none":
         return images
     batch, height, width, _ = images.shape
-    padded = np.pad(images, ((0, 0), (CROP_PADDING, CROP_PADDING), (CROP_PADDING, CROP_PADDING), (0, 0)))
-    offsets = rng.integers(0, 2 * CROP_PADDING + 1, size=(batch, 2))
+    pad = crop_padding(height)
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    offsets = rng.integers(0, 2 * pad + 1, size=(batch, 2))
     # every (row, column) window of every image as a view; the crop is one gather of whole windows
     windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(1, 2))
     out = np.moveaxis(windows[np.arange(batch), offsets[:, 0], offsets[:, 1]], 1, -1)  # (b, c, h, w) -> (b, h, w, c)
-    if policy == "crop_flip":
-        flip = rng.random(batch) < 0.5
-        out[flip] = out[flip, :, ::-1]
+    if policy == "crop_flip" and flip:
+        mirrored = rng.random(batch) < 0.5
+        out[mirrored] = out[mirrored, :, ::-1]
     return out
 
 
@@ -175,7 +183,8 @@ class ArrayDatasets:
         order = self.epoch_order(epoch) if order is None else order
         index = order[step * self.batch_size:(step + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed + 1, epoch * self.steps_per_epoch + step])
-        images = augment_batch(self._train_images[index], self.augment, rng)  # uint8: a quarter of the bytes
+        flip = self.info.name not in NO_FLIP_DATASETS
+        images = augment_batch(self._train_images[index], self.augment, rng, flip)  # uint8: a quarter of the bytes
         return self.validation.normalise(images), self._train_labels[index]
 
     def train(self, epochs: int, initial_epoch: int = 0):

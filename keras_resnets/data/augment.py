@@ -8,11 +8,15 @@ keeps the Python-free tf.data graph small and fast (one gather for the crop of a
 Policies:
 
 - ``none``: images unchanged.
-- ``crop``: pad 4 pixels with zeros, random crop back to the original size (no flip: for data where
-  left and right differ, e.g. handwritten digits).
+- ``crop``: zero-pad by 1/8 of the image height (4 pixels at CIFAR's 32, 2 at 12 or 16, as
+  ``crop_padding``), random crop back to the original size; no flip: the label-preserving policy for
+  data where left and right differ, e.g. handwritten digits.
 - ``crop_flip``: ``crop`` + random horizontal flip (the standard CIFAR augmentation of He et al.).
 - ``crop_flip_color_blur``: ``crop_flip`` + colour jitter (brightness, contrast, saturation, hue)
   + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
+- Digits (``digits``, ``textured_digits``) are never mirrored: a mirrored digit is another symbol, so on
+  them ``crop_flip`` crops only and ``crop_flip_color_blur`` crops, jitters and blurs
+  (``flips_preserve_labels``).
 - ``imagenet_scale``, ``inception_crop``: the ImageNet policies, per source image before batching
   (``keras_resnets.data.imagenet``); ``augment_batch`` refuses them.
 """
@@ -23,6 +27,7 @@ try:
 except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
     tf = None
 
+from keras_resnets.data.arrays import NO_FLIP_DATASETS
 from keras_resnets.data.imagenet import TRAIN_POLICIES
 
 BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
@@ -31,12 +36,17 @@ BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
 IMAGENET_POLICIES = TRAIN_POLICIES
 POLICIES = BATCH_POLICIES + IMAGENET_POLICIES
 
-CROP_PADDING = 4
+CROP_PADDING = 4  # at 32x32 (He et al.); other sizes scale it: crop_padding(size)
 BRIGHTNESS = 0.2  # max relative change, as torchvision ColorJitter(0.2, 0.2, 0.2, 0.05)
 CONTRAST = 0.2
 SATURATION = 0.2
 HUE = 0.05
 BLUR_SIGMA = (0.1, 2.0)
+
+
+def flips_preserve_labels(dataset: str) -> bool:
+    """Whether a left-right mirror keeps the label of ``dataset``'s images (not for digits)."""
+    return dataset not in NO_FLIP_DATASETS
 
 
 def validate_policy(policy: str) -> str:
@@ -50,11 +60,21 @@ def validate_policy(policy: str) -> str:
     return policy
 
 
+def crop_padding(height) -> int:
+    """Crop padding for images ``height`` pixels high: CIFAR's 4 at 32 scaled to the size (1/8, at least 1).
+
+    A fixed 4 pixels would shift a 12-pixel digit by a third of the frame.
+    """
+    if height is None:
+        return CROP_PADDING
+    return max(1, int(round(CROP_PADDING * int(height) / 32)))
+
+
 def _uniform(shape, seed, low, high):
     return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
-def random_crop(images: tf.Tensor, seed, padding: int = CROP_PADDING, flip_seed=None) -> tf.Tensor:
+def random_crop(images: tf.Tensor, seed, padding: int | None = None, flip_seed=None) -> tf.Tensor:
     """Zero-pad each image by ``padding`` pixels and crop it back at a random offset.
 
     With ``flip_seed``, each crop is also mirrored left-right with probability 1/2; crop and flip
@@ -63,9 +83,11 @@ def random_crop(images: tf.Tensor, seed, padding: int = CROP_PADDING, flip_seed=
     Args:
         images: ``(batch, height, width, channels)`` float tensor.
         seed: stateless seed of the offsets, shape ``(2,)`` int tensor.
-        padding: pixels added on every side before cropping.
+        padding: pixels added on every side before cropping (default ``crop_padding`` of the height).
         flip_seed: stateless seed of the flips, or ``None`` for no flipping.
     """
+    if padding is None:
+        padding = crop_padding(images.shape[1])
     shape = tf.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     padded_h, padded_w = height + 2 * padding, width + 2 * padding
@@ -140,13 +162,14 @@ def gaussian_blur(images: tf.Tensor, seed) -> tf.Tensor:
     return blur_axis(blur_axis(images, 1), 2)
 
 
-def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
+def augment_batch(images: tf.Tensor, policy: str, seed, flip: bool = True) -> tf.Tensor:
     """Apply ``policy`` to a batch of images.
 
     Args:
         images: ``(batch, height, width, channels)`` float32 tensor in the 0..255 pixel scale.
         policy: one of ``POLICIES``.
         seed: stateless seed, shape ``(2,)`` int tensor; equal seeds give equal results.
+        flip: let the ``crop_flip*`` policies mirror images (``False`` for digits).
 
     Returns:
         The augmented batch, same shape and scale.
@@ -158,7 +181,7 @@ def augment_batch(images: tf.Tensor, policy: str, seed) -> tf.Tensor:
         raise ValueError(f"augment={policy!r} crops source images before batching (streaming pipelines); "
                          f"batch policies: {', '.join(BATCH_POLICIES)}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
-    flips = policy in ("crop_flip", "crop_flip_color_blur")
+    flips = flip and policy in ("crop_flip", "crop_flip_color_blur")
     images = random_crop(images, seeds[0], flip_seed=seeds[1] if flips else None)
     if policy == "crop_flip_color_blur":
         images = color_jitter(images, seeds[2])
@@ -188,7 +211,7 @@ def apply_policy(dataset: tf.data.Dataset, policy: str, seed: int = 0) -> tf.dat
     return dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, chunk: int = 1024):
+def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, chunk: int = 1024, flip: bool = True):
     """Enlarge a training set with ``copies`` augmented copies of itself (the study's static expansion).
 
     The study built its 100k (crop+flip, one copy) and 150k (crop+flip+colour+blur, two copies)
@@ -201,6 +224,7 @@ def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, c
         copies: number of augmented copies to add (>= 1).
         seed: integer seed; copy ``k`` uses seeds ``(seed, k, chunk index)``.
         chunk: images augmented per step.
+        flip: let the policy mirror images (``False`` for digits).
 
     Returns:
         ``(images, labels)`` numpy arrays with ``n * (copies + 1)`` rows, originals first.
@@ -217,7 +241,7 @@ def expand_statically(images, labels, policy: str, copies: int, seed: int = 0, c
     for copy in range(1, copies + 1):
         for start in range(0, len(images), chunk):
             batch = tf.convert_to_tensor(images[start : start + chunk], tf.float32)
-            augmented = augment_batch(batch, policy, tf.constant([seed * 1000 + copy, start], tf.int64))
+            augmented = augment_batch(batch, policy, tf.constant([seed * 1000 + copy, start], tf.int64), flip)
             parts_x.append(np.clip(np.rint(augmented.numpy()), 0, 255).astype(np.uint8))
         parts_y.append(labels)
     return np.concatenate(parts_x), np.concatenate(parts_y)

@@ -103,6 +103,7 @@ class Datasets:
         count, batch_size, steps, seed = len(self._train_labels), self.batch_size, self.steps_per_epoch, self.seed
         mean, std = _normalizer(self.info)
         policy = self.augment
+        flip = augment_lib.flips_preserve_labels(self.info.name)
 
         def epoch_batches(epoch):
             key = tf.stack([tf.constant(seed, tf.int64), epoch])
@@ -112,7 +113,7 @@ class Datasets:
 
         def load(step, idx):
             x = tf.cast(tf.gather(images, idx), tf.float32)
-            x = augment_lib.augment_batch(x, policy, tf.stack([tf.constant(seed + 1, tf.int64), step]))
+            x = augment_lib.augment_batch(x, policy, tf.stack([tf.constant(seed + 1, tf.int64), step]), flip)
             return (x - mean) / std, tf.gather(labels, idx)
 
         ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
@@ -279,7 +280,8 @@ def load_dataset(
     x_train, y_train = arrays.train
     mean, std = channel_stats(x_train)
     if expand:
-        x_train, y_train = augment_lib.expand_statically(x_train, y_train, augment, expand, seed)
+        x_train, y_train = augment_lib.expand_statically(x_train, y_train, augment, expand, seed,
+                                                         flip=augment_lib.flips_preserve_labels(name))
     info = DatasetInfo(
         name=name,
         num_classes=len(arrays.class_names),

@@ -41,7 +41,7 @@ def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
 
 
 def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: int, *, jit_compile=False,
-                  from_logits: bool = False, task=TASKS[0]) -> keras.Model:
+                  from_logits: bool = False, task=TASKS[0], extra_metrics=()) -> keras.Model:
     """Compile ``model`` for ``recipe``: its optimizer (SGD with momentum, or Adam), schedule and weight
     decay, the task's loss and metrics.
 
@@ -52,6 +52,8 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
         jit_compile: XLA-compile the train step.
         from_logits: the model outputs logits (no softmax).
         task: a ``keras_resnets.tasks.Task`` or its name: it gives the loss and the metrics.
+        extra_metrics: further Keras metrics to log (e.g. the cross-entropy without the L2 penalty,
+            which Keras' ``loss`` includes).
 
     Returns:
         The same model, compiled.
@@ -70,7 +72,7 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
                                          weight_decay=decay)
     run_task = get_task(task)
     model.compile(optimizer=optimizer, loss=run_task.loss(from_logits),
-                  metrics=run_task.metrics(int(model.output_shape[-1])), jit_compile=jit_compile)
+                  metrics=run_task.metrics(int(model.output_shape[-1])) + list(extra_metrics), jit_compile=jit_compile)
     return model
 
 

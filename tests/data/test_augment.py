@@ -24,21 +24,25 @@ def test_none_is_identity(batch):
 
 
 def test_crop_is_a_zero_padded_translation_without_flip(batch):
+    """At 12x12 the padding is 2 pixels (CIFAR's 4 at 32, scaled), so a digit moves at most 2 pixels."""
+    from keras_resnets.data.augment import crop_padding
+
+    assert (crop_padding(32), crop_padding(12), crop_padding(16), crop_padding(8), crop_padding(4)) == (4, 2, 2, 1, 1)
     out = _augment(batch, "crop")
     assert out.shape == batch.shape
-    padded = np.pad(batch, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    padded = np.pad(batch, [(0, 0), (2, 2), (2, 2), (0, 0)])
     for image, original in zip(out, padded):
-        windows = [original[r : r + 12, c : c + 12] for r in range(9) for c in range(9)]
+        windows = [original[r : r + 12, c : c + 12] for r in range(5) for c in range(5)]
         assert any(np.array_equal(image, w) for w in windows)
-    assert not np.array_equal(out, batch)  # 16 images all at offset (4, 4) has probability 81**-16
+    assert not np.array_equal(out, batch)  # 16 images all at offset (2, 2) has probability 25**-16
 
 
 def test_crop_flip_flips_some_images(batch):
     out = _augment(batch, "crop_flip")
-    padded = np.pad(batch, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    padded = np.pad(batch, [(0, 0), (2, 2), (2, 2), (0, 0)])
     flipped = 0
     for image, original in zip(out, padded):
-        windows = [original[r : r + 12, c : c + 12] for r in range(9) for c in range(9)]
+        windows = [original[r : r + 12, c : c + 12] for r in range(5) for c in range(5)]
         if not any(np.array_equal(image, w) for w in windows):
             assert any(np.array_equal(image[:, ::-1], w) for w in windows)
             flipped += 1
@@ -88,3 +92,35 @@ def test_apply_policy_maps_a_batched_dataset(batch):
     second = [x.numpy() for x, _ in apply_policy(ds, "crop_flip", seed=3)]
     assert len(first) == 2 and first[0].shape == (8, 12, 12, 3)
     np.testing.assert_array_equal(first[0], second[0])
+
+
+def test_digits_are_cropped_but_never_mirrored(batch):
+    """A mirrored digit is another symbol: on digit sets crop_flip crops only (pad scaled to the size)."""
+    from keras_resnets.data.augment import flips_preserve_labels
+
+    assert not flips_preserve_labels("digits") and not flips_preserve_labels("textured_digits")
+    assert flips_preserve_labels("cifar10")
+    import tensorflow as tf
+
+    from keras_resnets.data.augment import augment_batch
+
+    no_flip = augment_batch(tf.constant(batch), "crop_flip", tf.constant((1, 2), tf.int64), flip=False).numpy()
+    padded = np.pad(batch, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    for image, original in zip(no_flip, padded):
+        assert any(np.array_equal(image, original[r : r + 12, c : c + 12]) for r in range(5) for c in range(5))
+
+
+def test_digit_pipeline_with_crop_flip_never_mirrors():
+    """End to end: without cropping room (1x1 padding at 8x8, 3x3 offsets) every training image of
+    ``digits`` under ``crop_flip`` is a shifted, unmirrored copy of a training image."""
+    from keras_resnets.data import load_dataset
+
+    data = load_dataset("digits", batch_size=64, image_size=(8, 8), augment="crop_flip", seed=0)
+    plain = load_dataset("digits", batch_size=64, image_size=(8, 8), augment="none", seed=0)
+    augmented, _ = next(iter(data.train(1)))
+    originals, _ = next(iter(plain.train(1)))  # same seed: same order
+    shifted = lambda x, r, c: np.pad(x, [(1, 1), (1, 1), (0, 0)], constant_values=np.nan)[r:r + 8, c:c + 8]
+    for image, source in zip(augmented.numpy(), originals.numpy()):
+        crops = [shifted(source, r, c) for r in range(3) for c in range(3)]
+        inside = [np.allclose(image[np.isfinite(c)], c[np.isfinite(c)], atol=1e-4) for c in crops]
+        assert any(inside)

@@ -1,90 +1,67 @@
-"""The papers' findings that hold robustly at laptop scale, as small seeded runs (issue: "tests of the findings").
+"""The papers' findings that can be checked in seconds, with margins measured over seeds 0, 1 and 2.
 
-Each assertion holds with margin on every seed tried while writing it (run more with
-``FINDINGS_SEEDS=0,1,2``; CI runs seed 0): the degradation test on seeds 0 and 1 in its 12-step form (and
-seeds 0-2 at 100 steps in notebook 01), the gradient test on seeds 0, 1 and 2 (pre-activation ratio
-1.9x-7x the original's). What did *not* hold is recorded in the notebooks and the
-README's Findings table, not asserted here (e.g. the absolute gradient at the first unit at
-initialisation is *smaller* for full pre-activation than for the original unit).
+No assertion here relies on a network diverging, on a comparison of networks still at chance, or on the
+L2-regularised loss. The training claims (degradation, the Identity Mappings tables) are judged by the
+experiments in ``keras_resnets/experiments`` (``keras-resnets reproduce``), whose pre-registered rules are
+unit-tested in ``tests/experiments`` and whose full runs are stored in ``notebooks/results``; a fast test of
+them at a budget that leaves chance could not be made short enough for the suite (a 56-layer net at 8x8
+stays at chance for the first 60 steps on ``textured_digits``).
 """
-import os
-
 import keras
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.tf_only
 
-SEEDS = [int(s) for s in os.environ.get("FINDINGS_SEEDS", "0").split(",")]
-
 
 @pytest.fixture(scope="module")
-def tiny_data():
+def batch():
     from keras_resnets.data import load_dataset
 
-    # 8x8 renderings keep 56-layer networks cheap; the gradient finding is about optimisation, not accuracy
-    return load_dataset("textured_digits", image_size=(8, 8), batch_size=32, seed=0)
+    data = load_dataset("textured_digits", image_size=(8, 8), batch_size=32, seed=0)
+    return next(iter(data.train(1)))
 
 
-@pytest.fixture(scope="module")
-def notebook_data():
-    from keras_resnets.data import load_dataset
+def _first_over_penultimate(name: str, batch, seed: int, **kwargs) -> float:
+    """RMS gradient of the loss at unit 1's output over that at unit L-1's, at initialisation.
 
-    return load_dataset("textured_digits", image_size=(16, 16), batch_size=64, seed=0)
-
-
-def _last_step_loss(name: str, data, seed: int, steps: int = 12) -> float:
-    """Training loss (cross-entropy + L2) of the last of ``steps`` SGD steps: the setting of
-    notebooks/01_degradation.ipynb (16x16, batch 64, lr 0.05 cosine, weight decay 5e-4)."""
+    Unit L-1 (not L) is the reference: the last unit feeds the pooling head directly in one design and
+    through a final BN-ReLU in the other, which would favour one design by construction.
+    """
     from keras_resnets.models import create_model
-    from keras_resnets.training.loop import compile_model
-    from keras_resnets.training.recipes import get_recipe, with_overrides
+    from keras_resnets.training.analysis import unit_gradient_norms
 
     keras.utils.set_random_seed(seed)
-    model = create_model(name, input_shape=data.info.image_shape, classes=data.info.num_classes)
-    recipe = with_overrides(get_recipe("cifar10_study"), lr=0.05, schedule="cosine", weight_decay=5e-4,
-                            batch_size=data.batch_size)
-    compile_model(model, recipe, total_steps=steps)
-    running = []  # Keras logs the running mean of the epoch; the last step's loss is recovered from it
-    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: running.append(float(logs["loss"])))
-    model.fit(data.train(1).take(steps), epochs=1, steps_per_epoch=steps, callbacks=[record], verbose=0)
-    return running[-1] * steps - running[-2] * (steps - 1)
+    model = create_model(name, input_shape=(8, 8, 3), classes=10, **kwargs)
+    norms = unit_gradient_norms(model, *batch)
+    return float(norms[0] / norms[-2])
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_degradation_plain56_trains_worse_than_plain20_residual_does_not(notebook_data, seed):
-    """Deep Residual Learning: after the same SGD steps plain-56 has a higher training loss than plain-20,
-    while ResNet-56's gap to ResNet-20 stays a small fraction of the plain gap. (In this short run the
-    plain-56 loss blows up; ResNet-56 stays within about one nat of ResNet-20, much of it its larger
-    L2 penalty.)"""
-    losses = {name: _last_step_loss(name, notebook_data, seed)
-              for name in ("cifar_plain20", "cifar_plain56", "cifar_resnet20", "cifar_resnet56")}
-    plain_gap = losses["cifar_plain56"] - losses["cifar_plain20"]
-    residual_gap = losses["cifar_resnet56"] - losses["cifar_resnet20"]
-    assert plain_gap > 5.0, losses
-    assert residual_gap < 0.2 * plain_gap, losses
+def test_identity_shortcuts_keep_the_gradient_within_an_order_of_magnitude_across_56_layers(batch):
+    """Identity Mappings (dE/dx_l = dE/dx_L (1 + ...)) and Deep Residual Learning (with BN, plain nets'
+    gradients do not vanish): at initialisation, depth 56, textured_digits 8x8, one batch of 32.
+
+    Measured first/penultimate-unit gradient ratios over seeds 0, 1, 2: original unit 5.80, 6.26, 6.52;
+    full pre-activation 8.13, 6.19, 6.90; plain-56 729, 1157, 935 (the plain net's gradient does not
+    vanish, it grows ~1000x towards the input). Asserted with margins of 2x or more: residual ratios in
+    [1, 20], plain ratio above 100. Note: with this fair reference, full pre-activation is *not*
+    consistently above the original unit at initialisation (seed 1), so that is not asserted.
+    """
+    seed = 0
+    original = _first_over_penultimate("cifar_resnet56", batch, seed)
+    preact = _first_over_penultimate("cifar_resnet56", batch, seed, placement="full_preact")
+    plain = _first_over_penultimate("cifar_plain56", batch, seed)
+    assert 1.0 < original < 20.0 and 1.0 < preact < 20.0, (original, preact)
+    assert plain > 100.0 and plain > 10 * max(original, preact), (plain, original, preact)
 
 
 @pytest.mark.parametrize("variant", ["basic", "large"])
 def test_context_module_is_identity_at_initialisation(variant):
     """Multi-scale context aggregation: the identity-initialised context module passes its input through
-    unchanged (for non-negative inputs, which ReLU leaves alone)."""
+    unchanged (for non-negative inputs, which ReLU leaves alone). Exact: no seed dependence."""
     from keras_resnets.layers.context import context_module
 
     inputs = keras.Input((24, 24, 6))
     model = keras.Model(inputs, context_module(inputs, variant, identity_noise=0.0))
     x = np.random.default_rng(0).uniform(0, 3, (2, 24, 24, 6)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), x, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_full_preactivation_carries_more_gradient_to_the_first_unit_at_depth_56(tiny_data, seed):
-    """Identity Mappings: after a few SGD steps, the gradient reaching the first unit of a 56-layer
-    network, relative to the gradient at the last unit, is larger with full pre-activation than with
-    the original unit (measured with ``keras-resnets analyze``'s gradient_flow)."""
-    from keras_resnets.training.analysis import gradient_flow
-
-    original = gradient_flow("original", 56, tiny_data, steps=10, seed=seed)
-    preact = gradient_flow("pre-activation", 56, tiny_data, steps=10, seed=seed)
-    assert preact.ratio("after_training") > 1.5 * original.ratio("after_training"), (
-        preact.ratio("after_training"), original.ratio("after_training"))

@@ -1,0 +1,63 @@
+"""``keras-resnets reproduce NAME``: rerun a paper's experiment and print its computed verdicts.
+
+    keras-resnets reproduce degradation                      # laptop scale: offline, two CPU cores
+    keras-resnets reproduce identity_mappings --arms identity full_preact
+    keras-resnets reproduce degradation --scale paper --dataset cifar10   # CIFAR-10 via TFDS, a GPU
+
+The results file (``notebooks/results/<stem>.json`` at the laptop scale) is rewritten after every
+run, so an interrupted experiment continues where it stopped when the same command is run again.
+"""
+from __future__ import annotations
+
+import os
+
+from keras_resnets.experiments.spec import EXPERIMENTS, SCALES
+
+
+def _epilog() -> str:
+    lines = ["experiments (laptop scale: textured_digits, offline, about an hour each on two CPU cores; paper "
+             "scale: the paper's settings on CIFAR-10 through TFDS, for a GPU):"]
+    for name, experiment in EXPERIMENTS.items():
+        laptop, paper = experiment.budget_at("laptop"), experiment.budget_at("paper")
+        models = sorted({arm.model for arm in experiment.arms_at("paper")})
+        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.stem}.ipynb)")
+        lines.append(f"  {'':<18} laptop: {len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds, "
+                     f"{'x'.join(map(str, laptop.image_size))} images, {laptop.steps} steps; paper: "
+                     f"{paper.steps} iterations of batch {paper.batch_size}, lr {paper.lr} /10 at 1/2 and 3/4, "
+                     f"{paper.warmup_steps} warm-up iterations, {', '.join(models)}")
+    lines += ["", "--scale paper needs the dataset in TFDS's data dir (prepared beforehand: no download here)."]
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    import argparse
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _epilog()
+    parser.add_argument("name", metavar="NAME", choices=list(EXPERIMENTS),
+                        help=f"experiment: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--scale", default="laptop", choices=SCALES,
+                        help="laptop (default), paper or smoke (a few steps, one seed)")
+    parser.add_argument("--dataset", default=None, help="dataset instead of the scale's (e.g. cifar10)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scale's; 3)")
+    parser.add_argument("--arms", nargs="+", default=None, help="run only these arms (labels)")
+    parser.add_argument("--results-dir", default=os.path.join("notebooks", "results"),
+                        help="where <stem>.json goes (default notebooks/results)")
+    parser.add_argument("--figures-dir", default=os.path.join("notebooks", "figures"),
+                        help="where <stem>.png goes (default notebooks/figures)")
+
+
+def run(args) -> int:
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # measured faster for these small nets on CPU
+    from keras_resnets.experiments.runner import run_experiment
+
+    results = run_experiment(args.name, scale=args.scale, seeds=args.seeds, dataset=args.dataset, arms=args.arms,
+                             results_dir=args.results_dir, figures_dir=args.figures_dir,
+                             progress=lambda line: print(line, flush=True))
+    from keras_resnets.experiments.report import arms_table, verdicts_table
+
+    print(f"{results['title']} [{results['scale']}, {results['dataset']}]: {results['summary']}")
+    print(arms_table(results))
+    print(verdicts_table(results))
+    print(f"results: {results['path']}")
+    return 0

@@ -1,0 +1,158 @@
+"""Tables of a results file, and the README's Findings table generated from ``notebooks/results/*.json``.
+
+    python -m keras_resnets.experiments.report --readme README.md   # rewrite the generated block
+
+The README block between ``<!-- findings:start -->`` and ``<!-- findings:end -->`` is this module's
+output; ``tests/experiments/test_report.py`` fails when the README and the results files disagree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from keras_resnets.experiments.spec import EXPERIMENTS, NOT_YET_RERUN
+
+START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+NOT_RERUN = "not yet rerun under the protocol"
+_PERCENT = {"test_accuracy", "test_error", "train_error"}
+
+
+def _values(values, metric):
+    values = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return values * (100.0 if metric in _PERCENT else 1.0)
+
+
+def mean_std(values, metric="test_accuracy", digits=1) -> str:
+    """``mean ± std`` over seeds (percent for accuracies and errors)."""
+    values = _values(values, metric)
+    if not len(values):
+        return "–"
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def arms_table(results: dict) -> str:
+    """Per arm: seeds, test accuracy per seed and mean ± std, training error and cross-entropy (no L2
+    penalty), parameters, steps, and the paper's number."""
+    rows = []
+    for arm in results["arms"]:
+        accuracy = _values(arm.get("test_accuracy", []), "test_accuracy")
+        rows.append([arm["name"], len(arm.get("seeds", [])), " / ".join(f"{a:.1f}" for a in accuracy),
+                     mean_std(arm.get("test_accuracy", [])), mean_std(arm.get("train_error", []), "train_error"),
+                     mean_std(arm.get("train_crossentropy", []), "train_crossentropy", 3),
+                     (arm.get("params") or ["–"])[0], (arm.get("steps") or ["–"])[0], arm.get("paper", "")])
+    return markdown_table(["arm", "seeds", "test acc. % per seed", "test acc. %", "training error %",
+                           "training cross-entropy", "params", "steps", "paper"], rows)
+
+
+def describe(verdict: dict) -> str:
+    """The numbers behind one verdict, in words."""
+    numbers = verdict.get("numbers", {})
+    rule = verdict["rule"]
+    accuracy = numbers.get("mean_test_accuracy", {})
+    text = ", ".join(f"{label} {100 * acc:.1f} %" for label, acc in accuracy.items() if acc is not None)
+    text = f"test acc. {text}" if text else ""
+    if "mean_advantage" in numbers:
+        scale = 100.0 if numbers["metric"] in _PERCENT else 1.0
+        unit = " points" if scale == 100.0 else ""
+        text = (f"{numbers['metric'].replace('_', ' ')} {rule['better']} {scale * numbers['better_mean']:.2f} vs "
+                f"{rule['worse']} {scale * numbers['worse_mean']:.2f}: advantage {scale * numbers['mean_advantage']:+.2f} "
+                f"± {scale * numbers['std_advantage']:.2f}{unit} (seeds {', '.join(map(str, numbers['seeds']))}); "
+                + text)
+    return text
+
+
+def verdicts_table(results: dict) -> str:
+    rows = [[v["claim"], v["verdict"] + ("" if "mean_advantage" in v["numbers"] else f" ({v['reason']})"),
+             describe(v)] for v in results["verdicts"]]
+    return markdown_table(["claim (rule fixed before the run)", "verdict", "numbers"], rows)
+
+
+def show(results: dict) -> None:
+    """Display a results file's tables in a notebook (plain text elsewhere)."""
+    text = (f"**{results['title']}** — {results['scale']} scale, {results['dataset']}, chance "
+            f"{100 * (results['chance'] or 0):.0f} %, {results['backend']}, {results['cpu']}, "
+            f"{results['wall_seconds'] / 60:.1f} min of training"
+            f"{'' if results.get('complete') else ' (INCOMPLETE: runs missing)'}\n\n"
+            f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}")
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:
+        print(text)
+
+
+def findings_rows(results_dir: str) -> list:
+    """Rows of the README table: every verdict of every experiment with a laptop-scale results file (an
+    interrupted run is marked incomplete; its claims whose arms lack seeds are "not tested"); one "not
+    yet rerun" row for the others."""
+    rows = []
+    for experiment in EXPERIMENTS.values():
+        path = os.path.join(results_dir, f"{experiment.stem}.json")
+        notebook = f"[{experiment.stem[:2]}](notebooks/{experiment.stem}.ipynb)"
+        results = None
+        if os.path.isfile(path):
+            with open(path) as f:
+                results = json.load(f)
+        if results is None or not results.get("verdicts"):
+            rows.append([experiment.title, experiment.metric_note, "–", NOT_RERUN, notebook])
+            continue
+        arms = {a["name"]: a for a in results["arms"]}
+        paper = {a.label: a.paper for a in experiment.arms_at("laptop")}  # citations: the declaration's
+        budget = results["protocol"]["budget"]
+        done = sum(len(a["seeds"]) for a in results["arms"])
+        setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps"
+                   + ("" if results.get("complete") else
+                      f" (run interrupted: {done} of {len(arms) * budget['seeds']} arm-seed runs done)"))
+        for verdict in results["verdicts"]:
+            rule = verdict["rule"]
+            published = "; ".join(f"{label}: {paper[label]}" for label in (rule["better"], rule["worse"])
+                                  if paper.get(label))
+            verdict_text = verdict["verdict"] + ("" if "mean_advantage" in verdict["numbers"] else f" ({verdict['reason']})")
+            rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}".rstrip(": "), verdict_text,
+                         notebook])
+    for stem, title in NOT_YET_RERUN.items():
+        rows.append([title, "–", "–", NOT_RERUN, f"[{stem[:2]}](notebooks/{stem}.ipynb)"])
+    return rows
+
+
+def findings_block(results_dir: str) -> str:
+    table = markdown_table(["paper claim", "published", "ours (mean over seeds; advantage = paired difference "
+                            "± its std)", "verdict", "notebook"], findings_rows(results_dir))
+    return f"{START}\n{table}\n{END}"
+
+
+def replace_block(readme: str, block: str) -> str:
+    if START not in readme or END not in readme:
+        raise ValueError(f"README has no generated block ({START} ... {END})")
+    head, rest = readme.split(START, 1)
+    return head + block + rest.split(END, 1)[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the README's Findings table from results files.")
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--results-dir", default=os.path.join("notebooks", "results"))
+    args = parser.parse_args(argv)
+    with open(args.readme) as f:
+        text = f.read()
+    updated = replace_block(text, findings_block(args.results_dir))
+    with open(args.readme, "w") as f:
+        f.write(updated)
+    print(f"{args.readme}: Findings table {'updated' if updated != text else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

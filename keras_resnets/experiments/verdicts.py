@@ -1,0 +1,149 @@
+"""Verdicts computed from pre-registered rules: reproduced / partly / not reproduced / not tested.
+
+A rule compares two arms of an experiment on one metric, paired per seed (same seed, same fixed test
+set). It is declared with the experiment, before any run, and applied here to the numbers:
+
+- **not tested** when an arm has fewer than ``MIN_SEEDS`` finished seeds, diverged in any seed, or
+  when any compared arm's mean test accuracy is below chance + ``CHANCE_MARGIN`` (the chance guard:
+  networks at chance measure initialisation and regularisation, not learning);
+- **reproduced** when the paired difference points the claimed way in every seed and its mean
+  exceeds both its standard deviation over seeds and the rule's ``min_difference``;
+- **partly** when the mean difference points the claimed way but not by that much;
+- **not reproduced** otherwise (no difference, or the opposite one).
+
+Pure Python and NumPy: no Keras, so the rules are unit-tested in milliseconds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+REPRODUCED = "reproduced"
+PARTLY = "partly"
+NOT_REPRODUCED = "not reproduced"
+NOT_TESTED = "not tested"
+NOT_TESTED_AT_CHANCE = "not tested (models at chance)"
+VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
+
+CHANCE_MARGIN = 0.20  # an arm must beat chance by 20 points of test accuracy to be compared
+MIN_SEEDS = 3
+METRICS = ("test_accuracy", "test_error", "train_error", "train_crossentropy", "test_crossentropy")
+_HIGHER_IS_BETTER = {"test_accuracy"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A claim about two arms: ``better`` beats ``worse`` on ``metric`` (paired per seed).
+
+    Attributes:
+        claim: the paper's statement in words.
+        better: label of the arm the paper finds better.
+        worse: label of the arm the paper finds worse.
+        metric: one of ``METRICS``; errors and cross-entropies are better lower, accuracy higher.
+        min_difference: smallest mean paired difference (in the metric's unit, e.g. 0.01 = 1 point)
+            that counts as "reproduced".
+    """
+
+    claim: str
+    better: str
+    worse: str
+    metric: str = "test_error"
+    min_difference: float = 0.0
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
+
+    def text(self) -> str:
+        """The rule in words, as stored in the results file."""
+        sign = "higher" if self.metric in _HIGHER_IS_BETTER else "lower"
+        return (f"{self.better} has {sign} {self.metric} than {self.worse}, paired per seed: reproduced if the "
+                f"difference has that sign in every seed and its mean exceeds its standard deviation and "
+                f"{self.min_difference:g}; partly if only the mean has that sign; not reproduced otherwise; "
+                f"not tested if an arm has < {MIN_SEEDS} seeds, diverged, or has mean test accuracy below "
+                f"chance + {CHANCE_MARGIN:.2f}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "text": self.text()}
+
+
+def metric_value(record: dict, metric: str) -> float:
+    """``metric`` of one seed's record (``test_error`` is derived from ``test_accuracy``)."""
+    if metric == "test_error":
+        value = record.get("test_accuracy")
+        return math.nan if value is None else 1.0 - value
+    value = record.get(metric)
+    return math.nan if value is None else float(value)
+
+
+def _by_seed(arm: dict) -> dict:
+    return {int(r["seed"]): r for r in arm.get("runs", [])}
+
+
+def mean_test_accuracy(arm: dict) -> float:
+    """Mean test accuracy over an arm's finished seeds (NaN if none)."""
+    values = [metric_value(r, "test_accuracy") for r in arm.get("runs", [])]
+    return float(np.mean(values)) if values else math.nan
+
+
+def judge(rule: Rule, arms: dict, chance: float) -> dict:
+    """Apply ``rule`` to ``arms`` (label -> arm dict with ``runs``: per-seed records).
+
+    Returns:
+        ``{"claim", "verdict", "reason", "rule", "numbers"}``; ``numbers`` holds the per-seed paired
+        differences (better-arm advantage, positive = the claimed direction), their mean and std, and
+        each arm's mean test accuracy beside the chance guard's threshold.
+    """
+    result = {"claim": rule.claim, "rule": rule.to_dict(), "numbers": {}}
+    missing = [label for label in (rule.better, rule.worse) if label not in arms]
+    if missing:
+        return {**result, "verdict": NOT_TESTED, "reason": f"arm(s) not run: {', '.join(missing)}"}
+    better, worse = _by_seed(arms[rule.better]), _by_seed(arms[rule.worse])
+    seeds = sorted(set(better) & set(worse))
+    threshold = round(chance + CHANCE_MARGIN, 9)  # 0.1 + 0.2 is 0.30000000000000004
+    accuracies = {label: mean_test_accuracy(arms[label]) for label in (rule.better, rule.worse)}
+    accuracies = {label: (None if math.isnan(acc) else acc) for label, acc in accuracies.items()}
+    numbers = {"seeds": seeds, "mean_test_accuracy": accuracies, "chance": chance, "guard": threshold}
+    result["numbers"] = numbers
+    if len(seeds) < MIN_SEEDS:
+        return {**result, "verdict": NOT_TESTED, "reason": f"{len(seeds)} paired seed(s), need {MIN_SEEDS}"}
+    diverged = [label for label, runs in ((rule.better, better), (rule.worse, worse))
+                if any(runs[s].get("diverged") for s in seeds)]
+    if diverged:
+        return {**result, "verdict": NOT_TESTED, "reason": f"diverged: {', '.join(diverged)} (reported separately)"}
+    at_chance = [label for label, acc in accuracies.items() if acc is None or not acc >= threshold]
+    if at_chance:
+        return {**result, "verdict": NOT_TESTED_AT_CHANCE,
+                "reason": f"mean test accuracy below chance + {CHANCE_MARGIN:.2f} = {threshold:.3f}: "
+                          + ", ".join(f"{label} {accuracies[label]:.3f}" for label in at_chance if accuracies[label] is not None)}
+    sign = 1.0 if rule.metric in _HIGHER_IS_BETTER else -1.0
+    diffs = np.array([sign * (metric_value(better[s], rule.metric) - metric_value(worse[s], rule.metric))
+                      for s in seeds])
+    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
+    numbers.update({"metric": rule.metric, "advantage_per_seed": [float(d) for d in diffs],
+                    "mean_advantage": mean, "std_advantage": std,
+                    "better_mean": float(np.mean([metric_value(better[s], rule.metric) for s in seeds])),
+                    "worse_mean": float(np.mean([metric_value(worse[s], rule.metric) for s in seeds]))})
+    if bool(np.all(diffs > 0)) and mean > std and mean > rule.min_difference:
+        verdict, reason = REPRODUCED, "the claimed direction in every seed, beyond the spread"
+    elif mean > 0:
+        verdict, reason = PARTLY, "the claimed direction on average, within the spread or not in every seed"
+    else:
+        verdict, reason = NOT_REPRODUCED, "no advantage in the claimed direction"
+    return {**result, "verdict": verdict, "reason": reason}
+
+
+def summarise(verdicts: list) -> str:
+    """One verdict for a list of claim verdicts: all reproduced -> reproduced; any tested claim
+    reproduced or partly -> partly; all tested claims not reproduced -> not reproduced; none tested
+    -> the first "not tested" reason's verdict."""
+    tested = [v["verdict"] for v in verdicts if not v["verdict"].startswith(NOT_TESTED)]
+    if not tested:
+        return verdicts[0]["verdict"] if verdicts else NOT_TESTED
+    if len(tested) == len(verdicts) and all(v == REPRODUCED for v in tested):
+        return REPRODUCED
+    if any(v in (REPRODUCED, PARTLY) for v in tested):
+        return PARTLY
+    return NOT_REPRODUCED

@@ -38,15 +38,9 @@ NOT_RUN = (
     ("--report runs/study", "reports the CIFAR-10 study above"),
 )
 
-# Documented commands that fail as written today, with the error they must end with; each goes once
-# the segmentation tuning space suits the task (a known failure that passes, or fails otherwise,
-# fails the test).
-_SEGMENTATION_SPACE = "segmentation data is not augmented"
+# Documented commands that fail as written on the shrunk runs, with the error they must end with
+# (a known failure that passes, or fails otherwise, fails the test).
 KNOWN_FAILURES = {
-    "tune --model dilated_resnet18_seg --dataset shapes --max-trials 4": _SEGMENTATION_SPACE,
-    "tune --model dilated_resnet18_seg --dataset shapes --space-arg lr=0.005,0.01 --max-epochs 4": _SEGMENTATION_SPACE,
-    "tune --model dilated_resnet18_seg --dataset shapes --space-arg lr=0.005,0.01 --model-arg context=null "
-    "--dataset-arg num_train=256 --image-size 32 --max-epochs 4": _SEGMENTATION_SPACE,
     # On the shrunk (one-epoch) digits runs the int8 artifact and the Keras QAT model disagree on
     # several test images, beyond the 0.5-point parity bar (measured: 3 to 12 points).
     "export runs/<run> --quantize qat --qat-path keras": "failed verification (qat_parity)",

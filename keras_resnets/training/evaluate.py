@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the held-out share the run was trained with (default: %(default)s, as train)")
     parser.add_argument("--scales", help="multi_scale shorter sides, e.g. 224,256,384,480,640 "
                                          "(default: those, times input size / 224)")
-    parser.add_argument("--model", default="best", choices=("best", "final"), help="which saved model (default: best)")
+    parser.add_argument("--model", dest="checkpoint", default="best", choices=("best", "final"),
+                        help="which saved model (default: best)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = evaluate_run(args.run, protocols=tuple(args.protocol or ("centre_crop",)), split=args.split,
                                data_dir=args.data_dir, validation_split=args.validation_split, scales=scales,
-                               which=args.model, batch_size=args.batch_size, limit=args.limit)
+                               which=args.checkpoint, batch_size=args.batch_size, limit=args.limit)
     except DatasetUnavailableError as err:
         print(f"keras-resnets evaluate: error: {err}", file=sys.stderr)
         return 1

@@ -61,6 +61,7 @@ SHRINK = {
                "--accuracy-budget", "100"],
     "evaluate": ["--limit", "8"],
     "analyze": ["--depth", "8", "--steps", "2", "--models", "cifar_resnet20"],
+    "reproduce": ["--scale", "smoke"],
 }
 
 

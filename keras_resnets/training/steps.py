@@ -18,7 +18,7 @@ from keras_resnets.runs import FREEZE_MODES, RunConfig, RunDir, RunError, RunWri
 from keras_resnets.tasks import TASKS, Task, get_task
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training import schedules
-from keras_resnets.training.artifacts import plot_curves, plot_predictions, read_history
+from keras_resnets.training.artifacts import read_history
 from keras_resnets.training.callbacks import (
     EpochCheckpoint,
     GuardedBackupAndRestore,

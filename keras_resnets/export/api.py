@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 
+from keras_resnets.environment import native_noise_filtered
 from keras_resnets.export.datasets import load_export_data
 from keras_resnets.export.errors import ExportError
 from keras_resnets.export.graph import layer_graph
@@ -106,9 +107,10 @@ def export_model(source, *, to: str = "tflite", quantize: str = "none", prune: f
                             train_samples=fine_tune.max_images if plan.fine_tunes else None)
     job = ExportJob(src, data, layer_graph(src.model), naming, accuracy_budget, num_threads, benchmark_runs,
                     float32_bar, seed=src.seed)
-    built = BUILDERS[plan.mode](job, plan, Request(keep=keep, prune=prune, fine_tune=fine_tune,
-                                                   optimize_for=optimize_for))
-    return publish_tflite(src, built, out_dir, force, naming.batch_size, include_preprocessing)
+    with native_noise_filtered():  # the converter's and interpreter's per-call prints; other stderr comes back
+        built = BUILDERS[plan.mode](job, plan, Request(keep=keep, prune=prune, fine_tune=fine_tune,
+                                                       optimize_for=optimize_for))
+        return publish_tflite(src, built, out_dir, force, naming.batch_size, include_preprocessing)
 
 
 def _validate(to, quantize, prune, io_type, accuracy_budget, benchmark_runs, optimize_for, float32_bar=None):

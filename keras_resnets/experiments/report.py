@@ -55,10 +55,26 @@ def arms_table(results: dict) -> str:
                            "training cross-entropy", "params", "steps", "paper"], rows)
 
 
+def _shares_text(numbers: dict) -> str:
+    paper = numbers.get("paper_shares", {})
+    text = ", ".join(f"{factor} {100 * share:.1f} %" + (f" (study {100 * paper[factor]:.1f} %)" if factor in paper else "")
+                     for factor, share in numbers["shares"].items())
+    text = f"shares of the variance between {numbers['cells']} cells: {text}, interactions {100 * numbers['rest']:.1f} %"
+    if numbers.get("noise_std") is not None:
+        text += (f"; seed noise std {100 * numbers['noise_std']:.1f} points (share a factor with no effect would "
+                 f"reach: {', '.join(f'{k} {100 * v:.1f} %' for k, v in numbers['noise_shares'].items())})")
+    return text
+
+
 def describe(verdict: dict) -> str:
     """The numbers behind one verdict, in words."""
     numbers = verdict.get("numbers", {})
     rule = verdict["rule"]
+    if "factor" in rule:
+        if "shares" in numbers:
+            return _shares_text(numbers)
+        lowest = numbers.get("lowest_cell")
+        return f"lowest cell {lowest[1]} {100 * lowest[0]:.1f} %" if lowest else ""
     accuracy = numbers.get("mean_test_accuracy", {})
     text = ", ".join(f"{label} {100 * acc:.1f} %" for label, acc in accuracy.items() if acc is not None)
     text = f"test acc. {text}" if text else ""
@@ -72,9 +88,13 @@ def describe(verdict: dict) -> str:
     return text
 
 
+def _tested(verdict: dict) -> bool:
+    return "mean_advantage" in verdict["numbers"] or "shares" in verdict["numbers"]
+
+
 def verdicts_table(results: dict) -> str:
-    rows = [[v["claim"], v["verdict"] + ("" if "mean_advantage" in v["numbers"] else f" ({v['reason']})"),
-             describe(v)] for v in results["verdicts"]]
+    rows = [[v["claim"], v["verdict"] + ("" if _tested(v) else f" ({v['reason']})"), describe(v)]
+            for v in results["verdicts"]]
     return markdown_table(["claim (rule fixed before the run)", "verdict", "numbers"], rows)
 
 
@@ -84,13 +104,22 @@ def show(results: dict) -> None:
             f"{100 * (results['chance'] or 0):.0f} %, {results['backend']}, {results['cpu']}, "
             f"{results['wall_seconds'] / 60:.1f} min of training"
             f"{'' if results.get('complete') else ' (INCOMPLETE: runs missing)'}\n\n"
-            f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}")
+            f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}"
+            + _correlation_text(results))
     try:
         from IPython.display import Markdown, display
 
         display(Markdown(text))
     except ImportError:
         print(text)
+
+
+def _correlation_text(results: dict) -> str:
+    correlation = results.get("rank_correlation")
+    if not correlation:
+        return ""
+    return (f"\n\nSpearman rank correlation of our {correlation['cells']} cells with the paper's: "
+            f"{correlation['spearman']:.2f} ({correlation['note']}).")
 
 
 def findings_rows(results_dir: str) -> list:
@@ -112,14 +141,18 @@ def findings_rows(results_dir: str) -> list:
         paper = {a.label: a.paper for a in experiment.arms_at("laptop")}  # citations: the declaration's
         budget = results["protocol"]["budget"]
         done = sum(len(a["seeds"]) for a in results["arms"])
+        planned = sum(a.get("train", {}).get("seeds", budget["seeds"]) for a in results["arms"])
         setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps"
                    + ("" if results.get("complete") else
-                      f" (run interrupted: {done} of {len(arms) * budget['seeds']} arm-seed runs done)"))
+                      f" (run interrupted: {done} of {planned} arm-seed runs done)"))
         for verdict in results["verdicts"]:
             rule = verdict["rule"]
-            published = "; ".join(f"{label}: {paper[label]}" for label in (rule["better"], rule["worse"])
-                                  if paper.get(label))
-            verdict_text = verdict["verdict"] + ("" if "mean_advantage" in verdict["numbers"] else f" ({verdict['reason']})")
+            if "factor" in rule:
+                published = f"{rule['factor']}: {100 * rule['paper_shares'][rule['factor']]:.1f} % of the variance"
+            else:
+                published = "; ".join(f"{label}: {paper[label]}" for label in (rule["better"], rule["worse"])
+                                      if paper.get(label))
+            verdict_text = verdict["verdict"] + ("" if _tested(verdict) else f" ({verdict['reason']})")
             rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}".rstrip(": "), verdict_text,
                          notebook])
     for stem, title in NOT_YET_RERUN.items():

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from keras_resnets.experiments.spec import Experiment, check_scale, get_experiment
-from keras_resnets.experiments.verdicts import judge, summarise
+from keras_resnets.experiments.verdicts import ShareRule, judge, judge_shares, rank_correlation, summarise
 
 RESULTS_DIR = os.path.join("notebooks", "results")
 FIGURES_DIR = os.path.join("notebooks", "figures")
@@ -53,7 +53,8 @@ def cpu_name() -> str:
 
 def _protocol(experiment: Experiment, scale: str, budget) -> dict:
     return {"scale": scale, "budget": budget.to_dict(),
-            "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs} for a in experiment.arms_at(scale)]}
+            "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs, **({"train": a.train} if a.train else {})}
+                     for a in experiment.arms_at(scale)]}
 
 
 def _finite(value):
@@ -92,22 +93,30 @@ def _window_means(values: np.ndarray, every: int):
     return steps, means
 
 
+def load_data(budget, seed: int):
+    """The training, validation and test pipelines of ``budget`` (its dataset, augmentation, expansion)."""
+    from keras_resnets.data import load_dataset
+
+    return load_dataset(budget.dataset, image_size=budget.image_size, batch_size=budget.batch_size,
+                        augment=budget.augment, expand=budget.expand(), seed=seed)
+
+
 def train_one(arm, budget, seed: int, data=None) -> dict:
-    """Train ``arm`` for ``budget.steps`` steps with ``seed``; return the run's record (see the module doc)."""
+    """Train ``arm`` for ``budget.steps`` steps with ``seed`` (the arm's own ``train`` settings applied);
+    return the run's record (see the module doc)."""
     import keras
 
-    from keras_resnets.data import load_dataset
     from keras_resnets.models import create_model
     from keras_resnets.training.loop import compile_model, fit_model
     from keras_resnets.training.recipes import get_recipe, with_overrides
 
+    budget = arm.budget(budget)
     if data is None:
-        data = load_dataset(budget.dataset, image_size=budget.image_size, batch_size=budget.batch_size,
-                            augment=budget.augment, seed=seed)
+        data = load_data(budget, seed)
     keras.utils.set_random_seed(seed)
     model = create_model(arm.model, input_shape=data.info.image_shape, classes=data.info.num_classes, **arm.kwargs)
     recipe = with_overrides(get_recipe("he2016_cifar"), lr=budget.lr, weight_decay=budget.weight_decay,
-                            schedule=budget.schedule, warmup_steps=budget.warmup_steps,
+                            schedule=budget.schedule, lr_ratio=budget.lr_ratio, warmup_steps=budget.warmup_steps,
                             batch_size=budget.batch_size, augment=budget.augment)
     compile_model(model, recipe, total_steps=budget.steps,
                   extra_metrics=[keras.metrics.SparseCategoricalCrossentropy(name="crossentropy")])
@@ -144,8 +153,10 @@ def _new_results(experiment: Experiment, scale: str, budget, protocol: dict) -> 
         "experiment": experiment.name, "stem": experiment.stem, "title": experiment.title,
         "paper": experiment.paper, "expectation": experiment.expectation, "metric_note": experiment.metric_note,
         "scale": scale, "dataset": budget.dataset, "protocol": protocol, "chance": None,
-        "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs, "paper": a.paper, "runs": []}
+        "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs, "paper": a.paper,
+                  **({"train": a.train, "factors": a.factors} if a.factors else {}), "runs": []}
                  for a in experiment.arms_at(scale)],
+        **({"figure": experiment.figure} if experiment.figure != "curves" else {}),
         "verdicts": [], "summary": "not tested",
         "backend": f"keras {keras.__version__} / {keras.backend.backend()}"
                    + (f" (TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']})"
@@ -170,7 +181,15 @@ def refresh(results: dict, experiment: Experiment) -> dict:
             arm[key] = [r.get(key) for r in arm["runs"]]
     if results["chance"] is not None:
         arms = {arm["name"]: arm for arm in results["arms"]}
-        results["verdicts"] = [judge(rule, arms, results["chance"]) for rule in experiment.rules]
+        factors = sorted({key for arm in results["arms"] for key in arm.get("factors", {})})
+        results["verdicts"] = [judge_shares(rule, arms, results["chance"], factors) if isinstance(rule, ShareRule)
+                               else judge(rule, arms, results["chance"]) for rule in experiment.rules]
+        if experiment.published:
+            pairs = [(np.mean(arm["test_accuracy"]), experiment.published[arm["name"]]) for arm in results["arms"]
+                     if arm["runs"] and None not in arm["test_accuracy"] and arm["name"] in experiment.published]
+            results["rank_correlation"] = (
+                {"spearman": rank_correlation(*zip(*pairs)), "cells": len(pairs),
+                 "note": "with the paper's cells; a description, not a verdict"} if len(pairs) > 2 else None)
         results["summary"] = summarise(results["verdicts"])
         if not results.get("complete"):
             results["summary"] = f"incomplete run; so far: {results['summary']}"
@@ -184,6 +203,10 @@ def _write(results: dict, path: str) -> None:
         json.dump(results, f, indent=1, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def _is_complete(results: dict, seed_lists: dict) -> bool:
+    return all(set(seed_lists.get(a["name"], [])) <= {r["seed"] for r in a["runs"]} for a in results["arms"])
 
 
 def _seed_list(seeds, default: int) -> list:
@@ -205,7 +228,8 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         name: an experiment of ``keras_resnets.experiments.list_experiments()`` (or its notebook stem).
         scale: ``laptop`` (offline, the committed results), ``paper`` (the papers' settings: CIFAR-10
             through TFDS, a GPU) or ``smoke`` (a few steps, for tests).
-        seeds: a count (seeds 0..n-1) or a list of seeds; default the scale's (3; smoke: 1).
+        seeds: a count (seeds 0..n-1) or a list of seeds, for every arm; default the scale's (3; smoke:
+            1), or an arm's own (``Arm.train["seeds"]``: the cells of a grid repeated for seed noise).
         dataset: another dataset than the scale's (e.g. ``cifar10`` at the laptop scale).
         arms: labels of a subset of arms to run (the others stay as they are in the file).
         results_dir: where ``<stem>.json`` goes.
@@ -218,7 +242,7 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
     experiment = get_experiment(name)
     check_scale(scale)
     budget = experiment.budget_at(scale, dataset)
-    seed_list = _seed_list(seeds, budget.seeds)
+    seed_lists = {a.label: _seed_list(seeds, a.budget(budget).seeds) for a in experiment.arms_at(scale)}
     labels = [a.label for a in experiment.arms_at(scale)]
     chosen = labels if arms is None else list(arms)
     unknown = [a for a in chosen if a not in labels]
@@ -235,24 +259,24 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         results = _new_results(experiment, scale, budget, protocol)
     by_label = {arm["name"]: arm for arm in results["arms"]}
     data_cache = {}
-    pending = [(arm, seed) for arm in experiment.arms_at(scale) if arm.label in chosen for seed in seed_list]
+    pending = [(arm, seed) for arm in experiment.arms_at(scale) if arm.label in chosen for seed in seed_lists[arm.label]]
     if experiment.order == "seeds":
-        pending.sort(key=lambda pair: seed_list.index(pair[1]))  # stable: arms stay in declared order
+        order = sorted({seed for _, seed in pending})
+        pending.sort(key=lambda pair: order.index(pair[1]))  # stable: arms stay in declared order
     for arm, seed in pending:
         if seed in {r["seed"] for r in by_label[arm.label]["runs"]}:
             continue
-        if seed not in data_cache:
-            from keras_resnets.data import load_dataset
-
+        arm_budget = arm.budget(budget)
+        key = (seed, arm_budget.augment, arm_budget.expand())
+        if key not in data_cache:
             data_cache.clear()
-            data_cache[seed] = load_dataset(budget.dataset, image_size=budget.image_size,
-                                            batch_size=budget.batch_size, augment=budget.augment, seed=seed)
-        data = data_cache[seed]
+            data_cache[key] = load_data(arm_budget, seed)
+        data = data_cache[key]
         record = train_one(arm, budget, seed, data)
         results["chance"] = 1.0 / data.info.num_classes
         by_label[arm.label]["runs"].append(record)
         results["wall_seconds"] = round(results["wall_seconds"] + record["seconds"], 1)
-        results["complete"] = all(len(a["runs"]) >= len(seed_list) for a in results["arms"])
+        results["complete"] = _is_complete(results, seed_lists)
         refresh(results, experiment)
         _write(results, path)
         if figures_dir:
@@ -261,7 +285,7 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
             acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
             progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
                      f"{record['train_error']}, {record['seconds']:.0f} s")
-    results["complete"] = all(len(a["runs"]) >= len(seed_list) for a in results["arms"])
+    results["complete"] = _is_complete(results, seed_lists)
     refresh(results, experiment)
     if results["chance"] is not None:
         _write(results, path)
@@ -270,11 +294,15 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
 
 
 def plot_results(results: dict, path: str) -> str:
-    """Training error (log axis, mean over seeds, min-max band) per arm, and test accuracy per seed."""
+    """Training error (log axis, mean over seeds, min-max band) per arm, and test accuracy per seed
+    (a grid experiment: ``plot_grid``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    if results.get("figure") == "grid":
+        return plot_grid(results, path)
 
     arms = [a for a in results["arms"] if a["runs"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
@@ -315,6 +343,78 @@ def plot_results(results: dict, path: str) -> str:
     status = "" if results.get("complete") else f", INCOMPLETE ({done} runs; arms or seeds missing)"
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale{status}", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _grid_axes(results: dict):
+    """Rows (augmentation x activation) and columns (lr ratio) of a grid experiment, in declared order."""
+    def levels(key):
+        return list(dict.fromkeys(a["factors"][key] for a in results["arms"]))
+
+    rows = [(aug, act) for aug in levels("augment") for act in levels("activation")]
+    return rows, levels("lr_ratio")
+
+
+def plot_grid(results: dict, path: str) -> str:
+    """Heat maps of a grid experiment: our mean test accuracy per cell beside the paper's, each on its own
+    colour scale, with the chance guard's cells marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, columns = _grid_axes(results)
+    ours = np.full((len(rows), len(columns)), np.nan)
+    paper = np.full_like(ours, np.nan)
+    seeds = np.zeros_like(ours, dtype=int)
+    for arm in results["arms"]:
+        f = arm["factors"]
+        i, j = rows.index((f["augment"], f["activation"])), columns.index(f["lr_ratio"])
+        accuracy = [a for a in arm.get("test_accuracy", []) if a is not None]
+        if accuracy:
+            ours[i, j], seeds[i, j] = 100 * np.mean(accuracy), len(accuracy)
+        try:
+            paper[i, j] = float(arm.get("paper", "nan"))
+        except ValueError:
+            pass
+    guard = 100 * ((results.get("chance") or 0.0) + 0.2)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 7.2))
+    for ax, table, title in ((axes[0], ours, f"ours: test accuracy % ({results['dataset']})"),
+                             (axes[1], paper, "the study: test accuracy % (CIFAR-10, ResNet-18)")):
+        image = ax.imshow(table, cmap="viridis", aspect="auto")
+        fig.colorbar(image, ax=ax, fraction=0.05)
+        for i in range(len(rows)):
+            for j in range(len(columns)):
+                if np.isnan(table[i, j]):
+                    ax.text(j, i, "–", ha="center", va="center", color="black")
+                    continue
+                text = f"{table[i, j]:.1f}"
+                if table is ours:
+                    text += "*" if seeds[i, j] > 1 else ""
+                    text += " (chance)" if table[i, j] < guard else ""
+                colour = "white" if table[i, j] < np.nanmean(table) else "black"
+                ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
+        ax.set_xticks(range(len(columns)))
+        ax.set_xticklabels(columns)
+        ax.set_xlabel("lr ratio (share of steps at lr : lr/10 : lr/100)")
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([f"{aug} / {act}" for aug, act in rows], fontsize=8)
+        for boundary in range(1, len(rows)):
+            if rows[boundary][0] != rows[boundary - 1][0]:
+                ax.axhline(boundary - 0.5, color="white", linewidth=2)
+        ax.set_title(title, fontsize=10)
+    axes[1].set_yticklabels([])
+    budget = results["protocol"]["budget"]
+    size = budget["image_size"]
+    done = sum(len(a["runs"]) for a in results["arms"])
+    status = "" if results.get("complete") else f", INCOMPLETE ({done} runs)"
+    fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
+                 f"{budget['steps']} steps, {results['scale']} scale (* mean of 2 seeds; below chance + 20 points: "
+                 f"'(chance)'){status}", fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)

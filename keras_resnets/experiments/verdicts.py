@@ -11,6 +11,13 @@ set). It is declared with the experiment, before any run, and applied here to th
 - **partly** when the mean difference points the claimed way but not by that much;
 - **not reproduced** otherwise (no difference, or the opposite one).
 
+A ``ShareRule`` judges a grid experiment (one arm per cell, e.g. the CIFAR-10 study's activation x
+augmentation x lr ratio): each factor's share of the variance between the cells' mean test accuracies
+(main-effect sum of squares over the total, as for the study's own 36 numbers), beside the paper's shares.
+The chance guard applies to every cell: one cell below chance + ``CHANCE_MARGIN`` makes the verdict
+"not tested (models at chance)". Cells trained with several seeds give the seed noise, and with it the
+share a factor with no effect would reach by noise alone.
+
 Pure Python and NumPy: no Keras, so the rules are unit-tested in milliseconds.
 """
 from __future__ import annotations
@@ -133,6 +140,135 @@ def judge(rule: Rule, arms: dict, chance: float) -> dict:
     else:
         verdict, reason = NOT_REPRODUCED, "no advantage in the claimed direction"
     return {**result, "verdict": verdict, "reason": reason}
+
+
+SHARE_KINDS = ("dominant", "minor", "negligible")
+
+
+@dataclass(frozen=True)
+class ShareRule:
+    """A claim about one factor's share of the variance between the cells of a grid experiment.
+
+    Attributes:
+        claim: the paper's statement in words.
+        factor: the factor (a key of every arm's ``factors``).
+        kind: ``dominant`` (reproduced if the factor's share is the largest and at least ``threshold``;
+            partly if the largest but below it), ``minor`` (reproduced if at most ``threshold`` and not
+            the largest; partly if above ``threshold`` but not the largest) or ``negligible``
+            (reproduced if at most ``threshold`` or at most twice what seed noise alone gives it; partly
+            if the smallest factor's). Not reproduced otherwise.
+        threshold: the share (0-1) of the rule.
+        paper_shares: the paper's share of every factor (computed from its published cells).
+    """
+
+    claim: str
+    factor: str
+    kind: str
+    threshold: float
+    paper_shares: dict = None
+    metric: str = "test_accuracy"
+
+    def __post_init__(self):
+        if self.kind not in SHARE_KINDS:
+            raise ValueError(f"unknown share rule kind {self.kind!r}; allowed: {', '.join(SHARE_KINDS)}")
+
+    def text(self) -> str:
+        condition = {
+            "dominant": f"the largest factor share and >= {self.threshold:g}; partly if the largest but below",
+            "minor": f"<= {self.threshold:g} and not the largest factor share; partly if above but not the largest",
+            "negligible": (f"<= {self.threshold:g} or <= twice the share seed noise alone gives it; partly if the "
+                           f"smallest factor share"),
+        }[self.kind]
+        return (f"share of {self.factor} in the variance of the cells' mean {self.metric} (main-effect sum of "
+                f"squares / total): reproduced if {condition}; not reproduced otherwise; not tested if a cell is "
+                f"missing, diverged, or has mean test accuracy below chance + {CHANCE_MARGIN:.2f}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "text": self.text()}
+
+
+def factor_shares(cells: list, factors: list) -> dict:
+    """Main-effect shares of ``factors`` in the variance of the cells' values.
+
+    Args:
+        cells: ``[(levels, values)]``: each cell's factor levels (a dict) and its per-seed values.
+        factors: the factors to attribute.
+
+    Returns:
+        ``{"shares": {factor: share}, "rest": interactions' share, "noise_std": seed std pooled over the
+        cells with >= 2 seeds (None without), "noise_shares": {factor: expected share with no effect}}``.
+    """
+    means = np.array([float(np.mean(values)) for _, values in cells])
+    grand = float(means.mean())
+    total = float(((means - grand) ** 2).sum())
+    shares, noise_shares = {}, {}
+    repeated = [np.asarray(values, float) for _, values in cells if len(values) >= 2]
+    noise_var = (float(np.mean([v.var(ddof=1) for v in repeated])) if repeated else None)
+    cell_mean_var = (noise_var * float(np.mean([1.0 / len(values) for _, values in cells]))
+                     if noise_var is not None else None)
+    for factor in factors:
+        levels = sorted({levels[factor] for levels, _ in cells})
+        ss = 0.0
+        for level in levels:
+            chosen = means[[i for i, (lv, _) in enumerate(cells) if lv[factor] == level]]
+            ss += len(chosen) * (float(chosen.mean()) - grand) ** 2
+        shares[factor] = ss / total if total > 0 else math.nan
+        if cell_mean_var is not None:
+            noise_shares[factor] = (len(levels) - 1) * cell_mean_var / total if total > 0 else math.nan
+    return {"shares": shares, "rest": 1.0 - sum(shares.values()) if total > 0 else math.nan,
+            "noise_std": None if noise_var is None else math.sqrt(noise_var), "noise_shares": noise_shares}
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rank correlation (ties get their mean rank)."""
+    def ranks(values):
+        values = np.asarray(values, float)
+        order = np.empty(len(values))
+        order[np.argsort(values, kind="mergesort")] = np.arange(1, len(values) + 1)
+        for value in np.unique(values):
+            order[values == value] = order[values == value].mean()
+        return order
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
+def judge_shares(rule: ShareRule, arms: dict, chance: float, factors: list) -> dict:
+    """Apply a ``ShareRule`` to the cells ``arms`` (label -> arm dict with ``factors`` and ``runs``)."""
+    result = {"claim": rule.claim, "rule": rule.to_dict(), "numbers": {}}
+    threshold = round(chance + CHANCE_MARGIN, 9)
+    missing = [label for label, arm in arms.items() if not arm.get("runs")]
+    if missing:
+        return {**result, "verdict": NOT_TESTED, "reason": f"{len(missing)} of {len(arms)} cells not run"}
+    diverged = [label for label, arm in arms.items() if any(r.get("diverged") for r in arm["runs"])]
+    if diverged:
+        return {**result, "verdict": NOT_TESTED, "reason": f"diverged: {', '.join(diverged)} (reported separately)"}
+    accuracies = {label: mean_test_accuracy(arm) for label, arm in arms.items()}
+    at_chance = sorted((acc, label) for label, acc in accuracies.items() if not acc >= threshold)
+    result["numbers"] = {"chance": chance, "guard": threshold, "cells": len(arms),
+                         "lowest_cell": min((acc, label) for label, acc in accuracies.items())}
+    if at_chance:
+        return {**result, "verdict": NOT_TESTED_AT_CHANCE,
+                "reason": f"{len(at_chance)} of {len(arms)} cells below chance + {CHANCE_MARGIN:.2f} = {threshold:.3f} "
+                          f"(lowest: {at_chance[0][1]} {at_chance[0][0]:.3f})"}
+    cells = [(arm["factors"], [metric_value(r, rule.metric) for r in arm["runs"]]) for arm in arms.values()]
+    analysis = factor_shares(cells, factors)
+    shares, share = analysis["shares"], analysis["shares"][rule.factor]
+    largest = max(shares, key=shares.get)
+    result["numbers"].update({"metric": rule.metric, "factor": rule.factor, "share": share, **analysis,
+                              "paper_shares": rule.paper_shares or {}})
+    noise = analysis["noise_shares"].get(rule.factor)
+    if rule.kind == "dominant":
+        ok, part = largest == rule.factor and share >= rule.threshold, largest == rule.factor
+    elif rule.kind == "minor":
+        ok, part = largest != rule.factor and share <= rule.threshold, largest != rule.factor
+    else:
+        ok = share <= rule.threshold or (noise is not None and share <= 2 * noise)
+        part = min(shares, key=shares.get) == rule.factor
+    if ok:
+        return {**result, "verdict": REPRODUCED, "reason": "the factor's share meets the rule"}
+    if part:
+        return {**result, "verdict": PARTLY, "reason": "the factor's share meets the rule's weaker condition"}
+    return {**result, "verdict": NOT_REPRODUCED, "reason": "the factor's share contradicts the claim"}
 
 
 def summarise(verdicts: list) -> str:

@@ -18,7 +18,7 @@ from keras_resnets.experiments.spec import EXPERIMENTS, NOT_YET_RERUN
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 NOT_RERUN = "not yet rerun under the protocol"
-_PERCENT = {"test_accuracy", "test_error", "train_error"}
+_PERCENT = {"test_accuracy", "test_error", "train_error", "test_miou"}
 
 
 def _values(values, metric):
@@ -43,7 +43,9 @@ def markdown_table(header, rows) -> str:
 
 def arms_table(results: dict) -> str:
     """Per arm: seeds, test accuracy per seed and mean ± std, training error and cross-entropy (no L2
-    penalty), parameters, steps, and the paper's number."""
+    penalty), parameters, steps, and the paper's number (segmentation: test mean IoU instead)."""
+    if results.get("chance_metric") == "test_miou":
+        return _miou_table(results)
     rows = []
     for arm in results["arms"]:
         accuracy = _values(arm.get("test_accuracy", []), "test_accuracy")
@@ -66,6 +68,19 @@ def _shares_text(numbers: dict) -> str:
     return text
 
 
+def _miou_table(results: dict) -> str:
+    rows = []
+    for arm in results["arms"]:
+        miou = _values(arm.get("test_miou", []), "test_miou")
+        start = [v for v in arm.get("start_miou", []) if v is not None]
+        rows.append([arm["name"], len(arm.get("seeds", [])), " / ".join(f"{v:.1f}" for v in miou),
+                     mean_std(arm.get("test_miou", []), "test_miou"),
+                     mean_std(start, "test_miou") if start else "–", (arm.get("params") or ["–"])[0],
+                     (arm.get("steps") or ["–"])[0], arm.get("paper", "")])
+    return markdown_table(["arm", "seeds", "test mean IoU % per seed", "test mean IoU %",
+                           "mean IoU % before its own training", "params", "steps", "paper"], rows)
+
+
 def describe(verdict: dict) -> str:
     """The numbers behind one verdict, in words."""
     numbers = verdict.get("numbers", {})
@@ -77,7 +92,8 @@ def describe(verdict: dict) -> str:
         return f"lowest cell {lowest[1]} {100 * lowest[0]:.1f} %" if lowest else ""
     accuracy = numbers.get("mean_test_accuracy", {})
     text = ", ".join(f"{label} {100 * acc:.1f} %" for label, acc in accuracy.items() if acc is not None)
-    text = f"test acc. {text}" if text else ""
+    guard = {"test_accuracy": "test acc.", "test_miou": "test mean IoU"}[rule.get("guard_metric", "test_accuracy")]
+    text = f"{guard} {text}" if text else ""
     if "mean_advantage" in numbers:
         scale = 100.0 if numbers["metric"] in _PERCENT else 1.0
         unit = " points" if scale == 100.0 else ""
@@ -101,7 +117,9 @@ def verdicts_table(results: dict) -> str:
 def show(results: dict) -> None:
     """Display a results file's tables in a notebook (plain text elsewhere)."""
     text = (f"**{results['title']}** — {results['scale']} scale, {results['dataset']}, chance "
-            f"{100 * (results['chance'] or 0):.0f} %, {results['backend']}, {results['cpu']}, "
+            f"{100 * (results['chance'] or 0):.0f} %"
+            f"{' mean IoU (most frequent class everywhere)' if results.get('chance_metric') == 'test_miou' else ''}, "
+            f"{results['backend']}, {results['cpu']}, "
             f"{results['wall_seconds'] / 60:.1f} min of training"
             f"{'' if results.get('complete') else ' (INCOMPLETE: runs missing)'}\n\n"
             f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}"
@@ -142,7 +160,8 @@ def findings_rows(results_dir: str) -> list:
         budget = results["protocol"]["budget"]
         done = sum(len(a["seeds"]) for a in results["arms"])
         planned = sum(a.get("train", {}).get("seeds", budget["seeds"]) for a in results["arms"])
-        setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps"
+        extra = f" + {budget['extra_steps']} from its checkpoint" if budget.get("extra_steps") else ""
+        setting = (f"{results['dataset']} {'×'.join(map(str, budget['image_size']))}, {budget['steps']} steps{extra}"
                    + ("" if results.get("complete") else
                       f" (run interrupted: {done} of {planned} arm-seed runs done)"))
         for verdict in results["verdicts"]:

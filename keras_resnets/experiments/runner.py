@@ -146,6 +146,87 @@ def train_one(arm, budget, seed: int, data=None) -> dict:
     return record
 
 
+def majority_miou(masks, classes: int) -> float:
+    """The mean IoU of predicting the most frequent class everywhere (segmentation's chance level): that
+    class's IoU is its pixel share, every other class present scores 0."""
+    masks = np.asarray(masks).ravel()
+    counts = np.bincount(masks[masks < classes], minlength=classes)
+    return float(counts.max() / counts.sum() / np.count_nonzero(counts))
+
+
+def _evaluate_miou(model, data) -> float:
+    from keras_resnets.metrics import MeanIoU
+
+    metric = MeanIoU(data.info.num_classes, ignore_label=255)
+    for images, masks in data.test:
+        metric.update_state(masks, model(images, training=False))
+    return float(metric.result())
+
+
+def train_staged(arms, budget, seed: int, runs_dir: str) -> tuple:
+    """The staged protocol for one seed, through ``keras_resnets.train``: the front-end (``arms[0]``) trains
+    ``budget.steps`` steps; from its checkpoint ``arms[1]`` (with the context module, every layer loaded
+    from the front-end frozen) and ``arms[2]`` (the front-end alone) train ``budget.extra_steps`` more.
+
+    Returns:
+        ``(records, chance)``: one record per arm (test mean IoU of the checkpoint for the front-end, of
+        the final models for the others; the context arm's ``start_miou`` before its training) and the
+        mean IoU of predicting the most frequent test class everywhere.
+    """
+    import keras
+
+    from keras_resnets import create_model, train
+    from keras_resnets.data.registry import load
+    from keras_resnets.training.build import load_matching_weights
+
+    data = load(budget.dataset, batch_size=budget.batch_size, image_size=budget.image_size, seed=seed)
+    per_epoch = data.steps_per_epoch
+    epochs, extra = budget.steps / per_epoch, budget.extra_steps / per_epoch
+    if epochs != int(epochs) or extra != int(extra):
+        raise ValueError(f"steps {budget.steps} and extra_steps {budget.extra_steps} must be whole epochs of "
+                         f"{per_epoch} steps")
+    chance = majority_miou(np.concatenate([m.numpy() for _, m in data.test]), data.info.num_classes)
+
+    def run(arm, name, epochs, **options):
+        start = time.time()
+        result = train(arm.model, budget.dataset, epochs=int(epochs), batch_size=budget.batch_size, lr=budget.lr,
+                       weight_decay=budget.weight_decay, schedule=budget.schedule, image_size=budget.image_size,
+                       model_kwargs=arm.kwargs, datasets=data, runs_dir=runs_dir, run_name=f"{name}-seed{seed}",
+                       seed=seed, verbose=0, **options)
+        history = result.history
+        losses = np.asarray(history.get("loss", []), dtype=float)
+        record = {"seed": int(seed), "steps": int(epochs) * per_epoch, "params": int(result.metrics["params"]),
+                  "seconds": round(time.time() - start, 1), "diverged": bool(not np.all(np.isfinite(losses))),
+                  "train_loss": _finite(float(losses[-1])) if len(losses) else None,
+                  "train_miou": _finite(result.metrics.get("final_train_mean_iou")),
+                  "curve": {"epoch": [int(e) + 1 for e in history.get("epoch", [])],
+                            "val_miou": [_finite(v) for v in history.get("val_mean_iou", [])]}}
+        return result, record
+
+    front_arm, context_arm, longer_arm = arms
+    front, front_record = run(front_arm, front_arm.label, epochs)
+    # the checkpoint both continuations start from (best by validation, else final: RunDir.model_file)
+    checkpoint = create_model(front_arm.model, input_shape=data.info.image_shape, classes=data.info.num_classes,
+                              **front_arm.kwargs)
+    load_matching_weights(checkpoint, front.run_dir)
+    front_record["test_miou"] = _evaluate_miou(checkpoint, data)
+    with_context = create_model(context_arm.model, input_shape=data.info.image_shape, classes=data.info.num_classes,
+                                **context_arm.kwargs)
+    load_matching_weights(with_context, front.run_dir)
+    start_miou = _evaluate_miou(with_context, data)
+    del checkpoint, with_context
+    keras.backend.clear_session()
+    records = [front_record]
+    for arm, freeze in ((context_arm, "backbone"), (longer_arm, "none")):
+        result, record = run(arm, arm.label, extra, init_from=front.run_dir, freeze=freeze)
+        record["test_miou"] = _finite(result.metrics.get("test_mean_iou"))
+        record["diverged"] = record["diverged"] or record["test_miou"] is None
+        if arm is context_arm:
+            record["start_miou"] = start_miou
+        records.append(record)
+    return records, chance
+
+
 def _new_results(experiment: Experiment, scale: str, budget, protocol: dict) -> dict:
     import keras
 
@@ -177,7 +258,9 @@ def refresh(results: dict, experiment: Experiment) -> dict:
         arm["runs"].sort(key=lambda r: r["seed"])
         arm["seeds"] = [r["seed"] for r in arm["runs"]]
         arm["steps"] = [r["steps"] for r in arm["runs"]]
-        for key in ("test_accuracy", "train_error", "train_crossentropy", "test_crossentropy", "params"):
+        keys = ("test_miou", "start_miou", "train_miou", "train_loss") if results.get("chance_metric") == "test_miou" \
+            else ("test_accuracy", "train_error", "train_crossentropy", "test_crossentropy")
+        for key in keys + ("params",):
             arm[key] = [r.get(key) for r in arm["runs"]]
     if results["chance"] is not None:
         arms = {arm["name"]: arm for arm in results["arms"]}
@@ -258,6 +341,8 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
     else:
         results = _new_results(experiment, scale, budget, protocol)
     by_label = {arm["name"]: arm for arm in results["arms"]}
+    if experiment.protocol == "staged":
+        return _run_staged(experiment, scale, budget, seed_lists, results, by_label, path, figures_dir, progress)
     data_cache = {}
     pending = [(arm, seed) for arm in experiment.arms_at(scale) if arm.label in chosen for seed in seed_lists[arm.label]]
     if experiment.order == "seeds":
@@ -293,6 +378,39 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
     return results
 
 
+def _run_staged(experiment, scale, budget, seed_lists, results, by_label, path, figures_dir, progress) -> dict:
+    import tempfile
+
+    arms = experiment.arms_at(scale)
+    for seed in seed_lists[arms[0].label]:
+        if all(seed in {r["seed"] for r in by_label[arm.label]["runs"]} for arm in arms):
+            continue
+        with tempfile.TemporaryDirectory(prefix="staged-") as runs_dir:
+            records, chance = train_staged(arms, budget, seed, runs_dir)
+        results["chance"] = chance
+        results["chance_metric"] = "test_miou"
+        for arm, record in zip(arms, records):
+            runs = by_label[arm.label]["runs"]
+            runs[:] = [r for r in runs if r["seed"] != seed] + [record]
+        results["wall_seconds"] = round(results["wall_seconds"] + sum(r["seconds"] for r in records), 1)
+        results["complete"] = _is_complete(results, seed_lists)
+        refresh(results, experiment)
+        _write(results, path)
+        if figures_dir:
+            plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+        if progress:
+            progress(f"{experiment.name} [{scale}] seed {seed}: test mean IoU "
+                     + ", ".join(f"{arm.label} {r['test_miou']:.3f}" for arm, r in zip(arms, records) if r["test_miou"] is not None)
+                     + f" (context at its start {records[1]['start_miou']:.3f}; chance {chance:.3f}), "
+                     f"{sum(r['seconds'] for r in records):.0f} s")
+    results["complete"] = _is_complete(results, seed_lists)
+    refresh(results, experiment)
+    if results["chance"] is not None:
+        _write(results, path)
+    results["path"] = path
+    return results
+
+
 def plot_results(results: dict, path: str) -> str:
     """Training error (log axis, mean over seeds, min-max band) per arm, and test accuracy per seed
     (a grid experiment: ``plot_grid``)."""
@@ -303,6 +421,8 @@ def plot_results(results: dict, path: str) -> str:
 
     if results.get("figure") == "grid":
         return plot_grid(results, path)
+    if results.get("chance_metric") == "test_miou":
+        return plot_staged(results, path)
 
     arms = [a for a in results["arms"] if a["runs"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
@@ -415,6 +535,56 @@ def plot_grid(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale (* mean of 2 seeds; below chance + 20 points: "
                  f"'(chance)'){status}", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_staged(results: dict, path: str) -> str:
+    """The staged protocol: validation mean IoU per epoch (front-end, then the two continuations from its
+    checkpoint), and test mean IoU per seed with lines pairing the seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = {a["name"]: a for a in results["arms"]}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    colours = {"front_end": "tab:blue", "context": "tab:orange", "front_end_longer": "tab:green"}
+    for name, arm in arms.items():
+        for k, run in enumerate(arm["runs"]):
+            front = arms["front_end"]["runs"][k]["curve"]["epoch"] if name != "front_end" else [0]
+            offset = front[-1] if name != "front_end" else 0
+            left.plot([e + offset for e in run["curve"]["epoch"]], run["curve"]["val_miou"], color=colours.get(name),
+                      alpha=0.8, label=name if k == 0 else None)
+    left.set_xlabel("epoch")
+    left.set_ylabel("validation mean IoU")
+    left.set_title("front-end, then from its checkpoint: + context (frozen front-end) vs front-end alone")
+    left.legend(fontsize=8)
+    labels = [n for n in ("front_end", "context", "front_end_longer") if n in arms]
+    seeds = sorted({r["seed"] for a in arms.values() for r in a["runs"]})
+    for seed in seeds:
+        values = [next((r["test_miou"] for r in arms[n]["runs"] if r["seed"] == seed), None) for n in labels]
+        right.plot(range(len(labels)), [np.nan if v is None else v for v in values], "o-", color="grey", alpha=0.6)
+    starts = [r.get("start_miou") for r in arms.get("context", {}).get("runs", [])]
+    if any(v is not None for v in starts):
+        right.scatter([labels.index("context")] * len(starts), starts, marker="x", color="tab:red",
+                      label="+ context before its training")
+    chance = results.get("chance") or 0.0
+    right.axhline(chance, color="grey", linestyle=":", label="chance (most frequent class)")
+    right.axhline(chance + 0.2, color="grey", linestyle="--", label="chance + 20 points (guard)")
+    right.set_xticks(range(len(labels)))
+    right.set_xticklabels(labels)
+    right.set_ylim(0.0, 1.0)
+    right.set_ylabel("test mean IoU (lines: the same seed)")
+    right.legend(fontsize=7, loc="upper left")
+    budget = results["protocol"]["budget"]
+    status = "" if results.get("complete") else ", INCOMPLETE"
+    fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, budget['image_size']))}, front-end "
+                 f"{budget['steps']} steps + {budget['extra_steps']} steps, {results['scale']} scale{status}",
+                 fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -36,8 +36,8 @@ VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
 
 CHANCE_MARGIN = 0.20  # an arm must beat chance by 20 points of test accuracy to be compared
 MIN_SEEDS = 3
-METRICS = ("test_accuracy", "test_error", "train_error", "train_crossentropy", "test_crossentropy")
-_HIGHER_IS_BETTER = {"test_accuracy"}
+METRICS = ("test_accuracy", "test_error", "train_error", "train_crossentropy", "test_crossentropy", "test_miou")
+_HIGHER_IS_BETTER = {"test_accuracy", "test_miou"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Rule:
         metric: one of ``METRICS``; errors and cross-entropies are better lower, accuracy higher.
         min_difference: smallest mean paired difference (in the metric's unit, e.g. 0.01 = 1 point)
             that counts as "reproduced".
+        guard_metric: what the chance guard compares with chance + ``CHANCE_MARGIN`` (test accuracy;
+            ``test_miou`` for segmentation, whose chance is the mean IoU of predicting the most frequent
+            class everywhere).
     """
 
     claim: str
@@ -58,10 +61,12 @@ class Rule:
     worse: str
     metric: str = "test_error"
     min_difference: float = 0.0
+    guard_metric: str = "test_accuracy"
 
     def __post_init__(self):
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
+        for metric in (self.metric, self.guard_metric):
+            if metric not in METRICS:
+                raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
 
     def text(self) -> str:
         """The rule in words, as stored in the results file."""
@@ -69,11 +74,14 @@ class Rule:
         return (f"{self.better} has {sign} {self.metric} than {self.worse}, paired per seed: reproduced if the "
                 f"difference has that sign in every seed and its mean exceeds its standard deviation and "
                 f"{self.min_difference:g}; partly if only the mean has that sign; not reproduced otherwise; "
-                f"not tested if an arm has < {MIN_SEEDS} seeds, diverged, or has mean test accuracy below "
-                f"chance + {CHANCE_MARGIN:.2f}")
+                f"not tested if an arm has < {MIN_SEEDS} seeds, diverged, or has mean "
+                f"{self.guard_metric.replace('_', ' ')} below chance + {CHANCE_MARGIN:.2f}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "text": self.text()}
+        values = asdict(self)
+        if self.guard_metric == "test_accuracy":
+            del values["guard_metric"]  # the default; results files written before it existed stay equal
+        return {**values, "text": self.text()}
 
 
 def metric_value(record: dict, metric: str) -> float:
@@ -89,9 +97,9 @@ def _by_seed(arm: dict) -> dict:
     return {int(r["seed"]): r for r in arm.get("runs", [])}
 
 
-def mean_test_accuracy(arm: dict) -> float:
-    """Mean test accuracy over an arm's finished seeds (NaN if none)."""
-    values = [metric_value(r, "test_accuracy") for r in arm.get("runs", [])]
+def mean_test_accuracy(arm: dict, metric: str = "test_accuracy") -> float:
+    """Mean test accuracy (or ``metric``) over an arm's finished seeds (NaN if none)."""
+    values = [metric_value(r, metric) for r in arm.get("runs", [])]
     return float(np.mean(values)) if values else math.nan
 
 
@@ -110,7 +118,7 @@ def judge(rule: Rule, arms: dict, chance: float) -> dict:
     better, worse = _by_seed(arms[rule.better]), _by_seed(arms[rule.worse])
     seeds = sorted(set(better) & set(worse))
     threshold = round(chance + CHANCE_MARGIN, 9)  # 0.1 + 0.2 is 0.30000000000000004
-    accuracies = {label: mean_test_accuracy(arms[label]) for label in (rule.better, rule.worse)}
+    accuracies = {label: mean_test_accuracy(arms[label], rule.guard_metric) for label in (rule.better, rule.worse)}
     accuracies = {label: (None if math.isnan(acc) else acc) for label, acc in accuracies.items()}
     numbers = {"seeds": seeds, "mean_test_accuracy": accuracies, "chance": chance, "guard": threshold}
     result["numbers"] = numbers
@@ -123,7 +131,7 @@ def judge(rule: Rule, arms: dict, chance: float) -> dict:
     at_chance = [label for label, acc in accuracies.items() if acc is None or not acc >= threshold]
     if at_chance:
         return {**result, "verdict": NOT_TESTED_AT_CHANCE,
-                "reason": f"mean test accuracy below chance + {CHANCE_MARGIN:.2f} = {threshold:.3f}: "
+                "reason": f"mean {rule.guard_metric.replace('_', ' ')} below chance + {CHANCE_MARGIN:.2f} = {threshold:.3f}: "
                           + ", ".join(f"{label} {accuracies[label]:.3f}" for label in at_chance if accuracies[label] is not None)}
     sign = 1.0 if rule.metric in _HIGHER_IS_BETTER else -1.0
     diffs = np.array([sign * (metric_value(better[s], rule.metric) - metric_value(worse[s], rule.metric))

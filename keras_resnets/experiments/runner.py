@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from keras_resnets.experiments.spec import Experiment, check_scale, get_experiment
-from keras_resnets.experiments.verdicts import ShareRule, judge, judge_shares, rank_correlation, summarise
+from keras_resnets.experiments.verdicts import apply_rule, rank_correlation, summarise
 
 RESULTS_DIR = os.path.join("notebooks", "results")
 FIGURES_DIR = os.path.join("notebooks", "figures")
@@ -179,7 +179,8 @@ def train_staged(arms, budget, seed: int, runs_dir: str) -> tuple:
     from keras_resnets.data.registry import load
     from keras_resnets.training.build import load_matching_weights
 
-    data = load(budget.dataset, batch_size=budget.batch_size, image_size=budget.image_size, seed=seed)
+    data = load(budget.dataset, dataset_kwargs=budget.dataset_kwargs, batch_size=budget.batch_size,
+                image_size=budget.image_size, seed=seed)
     per_epoch = data.steps_per_epoch
     epochs, extra = budget.steps / per_epoch, budget.extra_steps / per_epoch
     if epochs != int(epochs) or extra != int(extra):
@@ -191,7 +192,7 @@ def train_staged(arms, budget, seed: int, runs_dir: str) -> tuple:
         start = time.time()
         result = train(arm.model, budget.dataset, epochs=int(epochs), batch_size=budget.batch_size, lr=budget.lr,
                        weight_decay=budget.weight_decay, schedule=budget.schedule, image_size=budget.image_size,
-                       model_kwargs=arm.kwargs, datasets=data, runs_dir=runs_dir, run_name=f"{name}-seed{seed}",
+                       model_kwargs=arm.kwargs, dataset_kwargs=budget.dataset_kwargs, datasets=data, runs_dir=runs_dir, run_name=f"{name}-seed{seed}",
                        seed=seed, verbose=0, **options)
         history = result.history
         losses = np.asarray(history.get("loss", []), dtype=float)
@@ -264,9 +265,7 @@ def refresh(results: dict, experiment: Experiment) -> dict:
             arm[key] = [r.get(key) for r in arm["runs"]]
     if results["chance"] is not None:
         arms = {arm["name"]: arm for arm in results["arms"]}
-        factors = sorted({key for arm in results["arms"] for key in arm.get("factors", {})})
-        results["verdicts"] = [judge_shares(rule, arms, results["chance"], factors) if isinstance(rule, ShareRule)
-                               else judge(rule, arms, results["chance"]) for rule in experiment.rules]
+        results["verdicts"] = [apply_rule(rule, arms, results["chance"]) for rule in experiment.rules]
         if experiment.published:
             pairs = [(np.mean(arm["test_accuracy"]), experiment.published[arm["name"]]) for arm in results["arms"]
                      if arm["runs"] and None not in arm["test_accuracy"] and arm["name"] in experiment.published]
@@ -557,8 +556,8 @@ def plot_staged(results: dict, path: str) -> str:
         for k, run in enumerate(arm["runs"]):
             front = arms["front_end"]["runs"][k]["curve"]["epoch"] if name != "front_end" else [0]
             offset = front[-1] if name != "front_end" else 0
-            left.plot([e + offset for e in run["curve"]["epoch"]], run["curve"]["val_miou"], color=colours.get(name),
-                      alpha=0.8, label=name if k == 0 else None)
+            left.plot([e + offset for e in run["curve"]["epoch"]], run["curve"]["val_miou"], ".-", color=colours.get(name),
+                      alpha=0.8, markersize=3, label=name if k == 0 else None)
     left.set_xlabel("epoch")
     left.set_ylabel("validation mean IoU")
     left.set_title("front-end, then from its checkpoint: + context (frozen front-end) vs front-end alone")

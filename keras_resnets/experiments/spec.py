@@ -58,7 +58,7 @@ class Budget:
     ``static_expansion`` enlarges the training set once with augmented copies, as the study did (one copy
     for ``crop_flip``, two for ``crop_flip_color_blur``), instead of augmenting on the fly.
     ``extra_steps``: the staged protocol's second phase (``steps`` train the front-end; both arms then
-    train ``extra_steps`` more from its checkpoint).
+    train ``extra_steps`` more from its checkpoint). ``dataset_kwargs``: the dataset loader's options.
     """
 
     dataset: str = "textured_digits"
@@ -75,6 +75,7 @@ class Budget:
     lr_ratio: str = "5:3:2"
     static_expansion: bool = False
     extra_steps: int = 0
+    dataset_kwargs: dict = field(default_factory=dict)
 
     def expand(self) -> int:
         """Augmented copies added to the training set (0: augment on the fly)."""
@@ -89,7 +90,7 @@ class Budget:
 
 # the study's static expansion: 50k originals + 50k crop+flip copies (100k), + 100k for crop+flip+colour+blur
 STATIC_COPIES = {"crop": 1, "crop_flip": 1, "crop_flip_color_blur": 2}
-_LATER_FIELDS = {"lr_ratio": "5:3:2", "static_expansion": False, "extra_steps": 0}
+_LATER_FIELDS = {"lr_ratio": "5:3:2", "static_expansion": False, "extra_steps": 0, "dataset_kwargs": {}}
 
 
 LAPTOP = Budget()
@@ -421,8 +422,8 @@ DILATED_CONTEXT = Experiment(
     arms={"smoke": _context_arms("dilated_resnet18_seg_narrow", _SHALLOW_FRONT_END, ("", "")),
           "laptop": _context_arms("dilated_resnet18_seg_narrow", _SHALLOW_FRONT_END, ("", "")),
           "paper": _context_arms("dilation8_frontend", {}, ("71.3 (VOC 2012 test)", "73.5 (VOC 2012 test)"))},
-    budgets={"smoke": Budget(dataset="shapes", image_size=(32, 32), steps=32, extra_steps=32, warmup_steps=0,
-                             batch_size=16, lr=1e-2, schedule="constant", augment="none", seeds=1),
+    budgets={"smoke": Budget(dataset="shapes", image_size=(32, 32), steps=2, extra_steps=2, warmup_steps=0,
+                             dataset_kwargs={"num_train": 32, "num_validation": 16}, batch_size=16, lr=1e-2, schedule="constant", augment="none", seeds=1),
              "laptop": Budget(dataset="shapes", image_size=(64, 64), steps=960, extra_steps=320, warmup_steps=0,
                               batch_size=16, lr=1e-2, schedule="constant", augment="none", seeds=3),
              # the paper's front-end (dilated VGG-16) at its size; Pascal VOC is not a registered dataset, so

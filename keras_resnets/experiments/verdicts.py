@@ -279,6 +279,14 @@ def judge_shares(rule: ShareRule, arms: dict, chance: float, factors: list) -> d
     return {**result, "verdict": NOT_REPRODUCED, "reason": "the factor's share contradicts the claim"}
 
 
+def apply_rule(rule, arms: dict, chance: float) -> dict:
+    """``judge`` for a ``Rule``, ``judge_shares`` for a ``ShareRule`` (factors: those of the arms)."""
+    if isinstance(rule, ShareRule):
+        factors = sorted({key for arm in arms.values() for key in arm.get("factors", {})})
+        return judge_shares(rule, arms, chance, factors)
+    return judge(rule, arms, chance)
+
+
 def summarise(verdicts: list) -> str:
     """One verdict for a list of claim verdicts: all reproduced -> reproduced; any tested claim
     reproduced or partly -> partly; all tested claims not reproduced -> not reproduced; none tested

@@ -6,7 +6,7 @@ import pytest
 
 from keras_resnets.experiments.report import END, START, findings_block, findings_rows, replace_block
 from keras_resnets.experiments.spec import get_experiment
-from keras_resnets.experiments.verdicts import judge
+from keras_resnets.experiments.verdicts import apply_rule, judge
 
 pytestmark = pytest.mark.backend_independent
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def test_committed_results_files_verdicts_follow_from_their_numbers():
         experiment = get_experiment(results["experiment"])
         arms = {a["name"]: a for a in results["arms"]}
         for rule, stored in zip(experiment.rules, results["verdicts"]):
-            assert judge(rule, arms, results["chance"])["verdict"] == stored["verdict"], (path.name, rule.claim)
+            assert apply_rule(rule, arms, results["chance"])["verdict"] == stored["verdict"], (path.name, rule.claim)
 
 
 def test_complete_results_give_one_row_per_claim_and_incomplete_ones_say_not_rerun(tmp_path):

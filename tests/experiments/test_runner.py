@@ -71,7 +71,7 @@ def test_crossentropy_metric_leaves_out_the_weight_decay_penalty():
 def test_names_scales_and_the_cli_listing(capsys):
     from keras_resnets.cli import main
 
-    assert list_experiments() == ["degradation", "identity_mappings", "densenet"]
+    assert list_experiments() == ["degradation", "identity_mappings", "densenet", "dilated_context", "cifar10_study"]
     assert get_experiment("01_degradation").name == "degradation"
     with pytest.raises(ValueError, match="unknown experiment 'degradaton'.*did you mean degradation"):
         get_experiment("degradaton")
@@ -79,3 +79,35 @@ def test_names_scales_and_the_cli_listing(capsys):
         main(["reproduce", "--help"])
     text = capsys.readouterr().out
     assert "degradation" in text and "identity_mappings" in text and "--scale paper" in text
+    assert "cifar10_study" in text and "dilated_context" in text
+
+
+def test_a_grid_cell_trains_with_its_own_augmentation_and_lr_ratio(tmp_path):
+    """One cell of the CIFAR-10 study at the smoke scale: its factors and training settings are stored,
+    and a grid's figure is the heat map."""
+    label = "crop_flip_color_blur/tanh/2:1:1"
+    results = run_experiment("cifar10_study", scale="smoke", arms=[label], results_dir=str(tmp_path),
+                             figures_dir=str(tmp_path), progress=None)
+    cell = next(a for a in results["arms"] if a["name"] == label)
+    assert cell["factors"] == {"activation": "tanh", "augment": "crop_flip_color_blur", "lr_ratio": "2:1:1"}
+    assert cell["kwargs"] == {"depth": 8, "activation": "tanh"} and cell["steps"] == [6]
+    assert {"augment": "crop_flip_color_blur", "lr_ratio": "2:1:1"} == cell["train"]
+    # 35 cells not run: every share verdict is "not tested"
+    assert {v["verdict"] for v in results["verdicts"]} == {"not tested"}
+    assert (tmp_path / "05_cifar10_study-smoke.png").stat().st_size > 10_000
+
+
+def test_staged_protocol_continues_one_front_end_checkpoint(tmp_path):
+    """The context module's protocol at the smoke scale (32 images, 2 + 2 steps): the three arms share
+    the seed, the context arm records its mean IoU before its own training, chance is the majority
+    class's mean IoU, and with one seed the verdict is "not tested"."""
+    results = run_experiment("dilated_context", scale="smoke", results_dir=str(tmp_path), figures_dir=str(tmp_path),
+                             progress=None)
+    arms = {a["name"]: a for a in results["arms"]}
+    assert list(arms) == ["front_end", "context", "front_end_longer"]
+    assert all(arm["seeds"] == [0] and arm["steps"] == [2] for arm in arms.values())
+    assert 0.0 < results["chance"] < 1.0 and results["chance_metric"] == "test_miou"
+    assert 0.0 <= arms["context"]["runs"][0]["start_miou"] <= 1.0
+    assert arms["context"]["params"][0] > arms["front_end"]["params"][0] == arms["front_end_longer"]["params"][0]
+    assert results["verdicts"][0]["verdict"] == "not tested"
+    assert (tmp_path / "04_dilated_context-smoke.png").stat().st_size > 10_000

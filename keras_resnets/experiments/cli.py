@@ -14,16 +14,25 @@ import os
 from keras_resnets.experiments.spec import EXPERIMENTS, SCALES
 
 
+_SCHEDULES = {"milestones": "/10 at 1/2 and 3/4", "lr_ratio": "by each cell's lr ratio", "constant": "constant",
+              "cosine": "cosine"}
+
+
+def _steps(budget) -> str:
+    extra = f" + {budget.extra_steps} from its checkpoint" if budget.extra_steps else ""
+    return f"{budget.steps} iterations{extra}"
+
+
 def _epilog() -> str:
-    lines = ["experiments (laptop scale: textured_digits, offline, about an hour each on two CPU cores; paper "
-             "scale: the paper's settings on CIFAR-10 through TFDS, for a GPU):"]
+    lines = ["experiments (laptop scale: textured_digits or shapes, offline, up to an hour each on two CPU cores; "
+             "paper scale: the paper's models and schedules on a TFDS dataset, for a GPU):"]
     for name, experiment in EXPERIMENTS.items():
         laptop, paper = experiment.budget_at("laptop"), experiment.budget_at("paper")
         models = sorted({arm.model for arm in experiment.arms_at("paper")})
         lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.stem}.ipynb)")
         lines.append(f"  {'':<18} laptop: {len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds, "
-                     f"{'x'.join(map(str, laptop.image_size))} images, {laptop.steps} steps; paper: "
-                     f"{paper.steps} iterations of batch {paper.batch_size}, lr {paper.lr} /10 at 1/2 and 3/4, "
+                     f"{'x'.join(map(str, laptop.image_size))} images, {_steps(laptop)}; paper: {paper.dataset}, "
+                     f"{_steps(paper)} of batch {paper.batch_size}, lr {paper.lr} {_SCHEDULES[paper.schedule]}, "
                      f"{paper.warmup_steps} warm-up iterations, {', '.join(models)}")
     lines += ["", "--scale paper needs the dataset in TFDS's data dir (prepared beforehand: no download here)."]
     return "\n".join(lines)

@@ -136,8 +136,14 @@ def _correlation_text(results: dict) -> str:
     correlation = results.get("rank_correlation")
     if not correlation:
         return ""
-    return (f"\n\nSpearman rank correlation of our {correlation['cells']} cells with the paper's: "
+    text = (f"\n\nSpearman rank correlation of our {correlation['cells']} cells with the paper's: "
             f"{correlation['spearman']:.2f} ({correlation['note']}).")
+    shares = results.get("variance_shares")
+    paper = next((v["rule"]["paper_shares"] for v in results["verdicts"] if "paper_shares" in v["rule"]), {})
+    if shares:
+        text += (f"\n\nShares of the variance between all {len(results['arms'])} cells ({shares['note']}): "
+                 + _shares_text({**shares, "cells": len(results["arms"]), "paper_shares": paper}).split(": ", 1)[1] + ".")
+    return text
 
 
 def findings_rows(results_dir: str) -> list:

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from keras_resnets.experiments.spec import Experiment, check_scale, get_experiment
-from keras_resnets.experiments.verdicts import apply_rule, rank_correlation, summarise
+from keras_resnets.experiments.verdicts import apply_rule, factor_shares, rank_correlation, summarise
 
 RESULTS_DIR = os.path.join("notebooks", "results")
 FIGURES_DIR = os.path.join("notebooks", "figures")
@@ -272,6 +272,12 @@ def refresh(results: dict, experiment: Experiment) -> dict:
             results["rank_correlation"] = (
                 {"spearman": rank_correlation(*zip(*pairs)), "cells": len(pairs),
                  "note": "with the paper's cells; a description, not a verdict"} if len(pairs) > 2 else None)
+        cells = [(arm["factors"], arm["test_accuracy"]) for arm in results["arms"]
+                 if arm.get("factors") and arm["runs"] and None not in arm["test_accuracy"]]
+        if cells and len(cells) == len(results["arms"]):
+            factors = sorted(cells[0][0])
+            results["variance_shares"] = {**factor_shares(cells, factors),
+                                          "note": "of test accuracy over every cell, guard or not; a description"}
         results["summary"] = summarise(results["verdicts"])
         if not results.get("complete"):
             results["summary"] = f"incomplete run; so far: {results['summary']}"
@@ -359,16 +365,25 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         record = train_one(arm, budget, seed, data)
         results["chance"] = 1.0 / data.info.num_classes
         by_label[arm.label]["runs"].append(record)
-        results["wall_seconds"] = round(results["wall_seconds"] + record["seconds"], 1)
-        results["complete"] = _is_complete(results, seed_lists)
-        refresh(results, experiment)
-        _write(results, path)
-        if figures_dir:
-            plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+        _save(results, experiment, seed_lists, [record], path, figures_dir)
         if progress:
             acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
             progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
                      f"{record['train_error']}, {record['seconds']:.0f} s")
+    return _finish(results, experiment, seed_lists, path)
+
+
+def _save(results, experiment, seed_lists, records, path, figures_dir) -> None:
+    """After new runs: wall time, completeness, verdicts, the results file and the figure."""
+    results["wall_seconds"] = round(results["wall_seconds"] + sum(r["seconds"] for r in records), 1)
+    results["complete"] = _is_complete(results, seed_lists)
+    refresh(results, experiment)
+    _write(results, path)
+    if figures_dir:
+        plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+
+
+def _finish(results, experiment, seed_lists, path) -> dict:
     results["complete"] = _is_complete(results, seed_lists)
     refresh(results, experiment)
     if results["chance"] is not None:
@@ -391,23 +406,13 @@ def _run_staged(experiment, scale, budget, seed_lists, results, by_label, path, 
         for arm, record in zip(arms, records):
             runs = by_label[arm.label]["runs"]
             runs[:] = [r for r in runs if r["seed"] != seed] + [record]
-        results["wall_seconds"] = round(results["wall_seconds"] + sum(r["seconds"] for r in records), 1)
-        results["complete"] = _is_complete(results, seed_lists)
-        refresh(results, experiment)
-        _write(results, path)
-        if figures_dir:
-            plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+        _save(results, experiment, seed_lists, records, path, figures_dir)
         if progress:
             progress(f"{experiment.name} [{scale}] seed {seed}: test mean IoU "
                      + ", ".join(f"{arm.label} {r['test_miou']:.3f}" for arm, r in zip(arms, records) if r["test_miou"] is not None)
                      + f" (context at its start {records[1]['start_miou']:.3f}; chance {chance:.3f}), "
                      f"{sum(r['seconds'] for r in records):.0f} s")
-    results["complete"] = _is_complete(results, seed_lists)
-    refresh(results, experiment)
-    if results["chance"] is not None:
-        _write(results, path)
-    results["path"] = path
-    return results
+    return _finish(results, experiment, seed_lists, path)
 
 
 def plot_results(results: dict, path: str) -> str:
@@ -462,6 +467,12 @@ def plot_results(results: dict, path: str) -> str:
     status = "" if results.get("complete") else f", INCOMPLETE ({done} runs; arms or seeds missing)"
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale{status}", fontsize=10)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -534,11 +545,7 @@ def plot_grid(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale (* mean of 2 seeds; below chance + 20 points: "
                  f"'(chance)'){status}", fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_staged(results: dict, path: str) -> str:
@@ -584,8 +591,4 @@ def plot_staged(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, budget['image_size']))}, front-end "
                  f"{budget['steps']} steps + {budget['extra_steps']} steps, {results['scale']} scale{status}",
                  fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)

@@ -97,7 +97,8 @@ def describe(verdict: dict) -> str:
     if "mean_advantage" in numbers:
         scale = 100.0 if numbers["metric"] in _PERCENT else 1.0
         unit = " points" if scale == 100.0 else ""
-        text = (f"{numbers['metric'].replace('_', ' ')} {rule['better']} {scale * numbers['better_mean']:.2f} vs "
+        metric = {"test_miou": "test mean IoU"}.get(numbers["metric"], numbers["metric"].replace("_", " "))
+        text = (f"{metric} {rule['better']} {scale * numbers['better_mean']:.2f} vs "
                 f"{rule['worse']} {scale * numbers['worse_mean']:.2f}: advantage {scale * numbers['mean_advantage']:+.2f} "
                 f"± {scale * numbers['std_advantage']:.2f}{unit} (seeds {', '.join(map(str, numbers['seeds']))}); "
                 + text)

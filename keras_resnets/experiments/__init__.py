@@ -2,10 +2,11 @@
 
     >>> from keras_resnets.experiments import list_experiments
     >>> list_experiments()
-    ['degradation', 'identity_mappings', 'densenet']
+    ['degradation', 'identity_mappings', 'densenet', 'dilated_context', 'cifar10_study']
 
 ``run_experiment(name, scale="laptop" | "paper", seeds=..., dataset=...)`` (or
-``keras-resnets reproduce NAME``) trains every arm x seed and writes ``notebooks/results/<stem>.json``
+``keras-resnets reproduce NAME``) trains every arm x seed (a grid: every cell; the context module: a
+front-end checkpoint per seed and its two continuations) and writes ``notebooks/results/<stem>.json``
 and a figure.
 """
 from keras_resnets.experiments.spec import (  # noqa: F401

@@ -11,6 +11,13 @@ Every run goes through the package's own training pieces (``load_dataset``, ``cr
 - curves of both every ``curve_every`` steps, ``params``, ``seconds``, and ``diverged`` (a NaN loss
   stops the run; it is reported, never used as evidence).
 
+A grid experiment (the CIFAR-10 study) is arms x seeds too, each cell an arm with its own training
+settings (``Arm.train``); the file also gets each factor's share of the variance over every cell and
+the rank correlation with the paper's cells, as descriptions beside the verdicts. The staged protocol
+(the context module, ``train_staged``) trains through ``keras_resnets.train``: per seed a front-end,
+then two continuations of its checkpoint; its records hold test mean IoU (``test_miou``) and the
+results file's chance is the mean IoU of predicting the most frequent class.
+
 The results file is rewritten after every run, so a killed experiment continues where it stopped
 when run again (finished arm x seed pairs are kept; settings must match). Verdicts are recomputed
 from the pre-registered rules each time.

@@ -25,7 +25,9 @@ each round every contender trains ``--steps`` steps in turn (order reversed ever
 on the shared machine hits all of them alike. The 1-minute load average is read around every timing; a
 round during which it moved by more than ``--load-tolerance`` (relative) is flagged and left out of the
 medians (all rounds are kept when fewer than 3 are clean). Reported: median images/s with min–max over
-the clean rounds, the ratio of each median to PyTorch eager, and the load. Results:
+the clean rounds, the ratio of each median to PyTorch eager, and the load; beside it, images per second of
+the child's CPU time (all its threads): on a busy machine the wall clock measures the scheduler too, the
+CPU time much less (it still counts threads spinning at barriers). Results:
 ``benchmarks/results/bench_cpu_training.json``.
 
     .venv/bin/python benchmarks/bench_cpu_training.py            # the two README workloads
@@ -170,7 +172,10 @@ def worker(contender: str, model_name: str, size: int, batch: int, warmup: int, 
     print(json.dumps({"ready": True, "params": int(params), "warmup_s": time.perf_counter() - start}), flush=True)
     for line in sys.stdin:
         steps = int(line)
-        print(json.dumps({"images_per_s": steps * batch / run(steps)}), flush=True)
+        cpu = time.process_time()
+        wall = run(steps)
+        print(json.dumps({"images_per_s": steps * batch / wall,
+                          "images_per_cpu_s": steps * batch / (time.process_time() - cpu)}), flush=True)
 
 
 # --------------------------------------------------------------------------------------------- parent
@@ -193,10 +198,10 @@ class Child:
             raise RuntimeError(f"{self.name} exited (rc {self.proc.wait()}); rerun it alone with --only to see why")
         return json.loads(line)
 
-    def time(self, steps: int) -> float:
+    def time(self, steps: int) -> dict:
         self.proc.stdin.write(f"{steps}\n")
         self.proc.stdin.flush()
-        return self.read()["images_per_s"]
+        return self.read()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -217,11 +222,13 @@ def measure(workload: str, contenders: list, rounds: int, steps: int, warmup: in
         params = {info[c]["params"] for c in contenders}
         if len(params) != 1:
             raise RuntimeError(f"the contenders train different networks: parameters {info}")
-        rates = {c.name: [] for c in children}
+        rates, per_cpu = {c.name: [] for c in children}, {c.name: [] for c in children}
         for r in range(rounds):
             seen = [os.getloadavg()[0]]
             for child in children if r % 2 == 0 else reversed(children):
-                rates[child.name].append(child.time(steps))
+                timing = child.time(steps)
+                rates[child.name].append(timing["images_per_s"])
+                per_cpu[child.name].append(timing["images_per_cpu_s"])
                 seen.append(os.getloadavg()[0])
             loads.append((min(seen), max(seen)))
             moved = (max(seen) - min(seen)) / max(min(seen), 1.0) > load_tolerance
@@ -238,10 +245,14 @@ def measure(workload: str, contenders: list, rounds: int, steps: int, warmup: in
     result = {}
     for name, v in rates.items():
         kept = [v[r] for r in clean]
-        result[name] = {"median": statistics.median(kept), "min": min(kept), "max": max(kept), "rounds": v}
+        result[name] = {"median": statistics.median(kept), "min": min(kept), "max": max(kept), "rounds": v,
+                        "images_per_cpu_s": statistics.median(per_cpu[name][r] for r in clean),
+                        "images_per_cpu_s_rounds": per_cpu[name]}
     if BASELINE in result:
-        for row in result.values():
+        for name in rates:
+            row = result[name]
             row["ratio_to_torch_eager"] = row["median"] / result[BASELINE]["median"]
+            row["cpu_ratio_to_torch_eager"] = row["images_per_cpu_s"] / result[BASELINE]["images_per_cpu_s"]
     result["_rounds"] = {"load_min_max": loads, "flagged": flagged, "used": clean}
     return result
 
@@ -256,7 +267,9 @@ def table(results: dict, contenders: list) -> str:
         for c in contenders:
             row = rows[c]
             ratio = f" **{row['ratio_to_torch_eager']:.2f}×**" if "ratio_to_torch_eager" in row else ""
-            cells.append(f"{row['median']:.1f} [{row['min']:.1f}–{row['max']:.1f}]{ratio}")
+            cpu_ratio = f" {row['cpu_ratio_to_torch_eager']:.2f}×" if "cpu_ratio_to_torch_eager" in row else ""
+            cells.append(f"{row['median']:.1f} [{row['min']:.1f}–{row['max']:.1f}]{ratio}; "
+                         f"{row['images_per_cpu_s']:.1f}/CPU-s{cpu_ratio}")
         lines.append(f"| {model} {size}², batch {batch} (load {min(loads):.0f}–{max(loads):.0f}, "
                      f"{len(rows['_rounds']['used'])}/{len(rows['_rounds']['flagged'])} rounds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

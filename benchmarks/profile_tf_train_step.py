@@ -158,6 +158,43 @@ def build(model_name: str, size: int, batch: int, feed: str, fused_batch_norm: b
     return model, data
 
 
+def gradient_errors_against_float64(model_name: str, size: int, keras_model, fused_model, x, y) -> dict:
+    """Relative error of each float32 path's first gradient against the same model's in float64 (Keras' BN
+    code, same weights and batch): the global one (norm of the difference over the norm) and the largest
+    per variable. The two float32 paths differ by rounding; this says how much rounding the net amplifies."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_resnets
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        reference = keras_resnets.create_model(model_name, input_shape=(size, size, 3),
+                                               classes=bench_cpu_training.classes_of(model_name))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    reference.set_weights([w.astype("float64") for w in keras_model.get_weights()])
+
+    def gradients(model, dtype):
+        with tf.GradientTape() as tape:
+            out = model(tf.constant(x.astype(dtype)), training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, out))
+        return [g.numpy().astype("float64") for g in tape.gradient(loss, model.trainable_weights)]
+
+    exact = gradients(reference, "float64")
+    norm = np.sqrt(sum(np.sum(g ** 2) for g in exact))
+    errors = {}
+    for name, model in (("keras", keras_model), ("fused", fused_model)):
+        approx = gradients(model, "float32")
+        errors[name] = {
+            "global": float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(exact, approx))) / norm),
+            "largest_per_variable": float(max(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30)
+                                              for a, b in zip(exact, approx)))}
+    return errors
+
+
 def compare_batch_norm(model_name: str, size: int, batch: int, rounds: int, steps: int) -> dict:
     """Keras' BN against the fused kernel in one process: same weights, same batch, alternating timed rounds.
 
@@ -175,6 +212,7 @@ def compare_batch_norm(model_name: str, size: int, batch: int, rounds: int, step
     fused_model, _ = build(model_name, size, batch, "memory", lr=0.01)
     fused_model.set_weights(keras_model.get_weights())
     (x, y), = data.take(1).as_numpy_iterator()
+    gradient_errors = gradient_errors_against_float64(model_name, size, keras_model, fused_model, x, y)
     losses = {name: [float(m.train_on_batch(x, y)[0]) for _ in range(steps)]
               for name, m in (("keras", keras_model), ("fused", fused_model))}
     gap = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(losses["keras"], losses["fused"]))
@@ -199,6 +237,7 @@ def compare_batch_norm(model_name: str, size: int, batch: int, rounds: int, step
             "cpu_s_per_step": cpu_summary,
             "cpu_time_ratio": cpu_summary["keras"]["median"] / cpu_summary["fused"]["median"],
             "losses": losses, "largest_relative_loss_difference": gap,
+            "gradient_error_against_float64": gradient_errors,
             "largest_relative_moving_statistic_difference": moving_gap}
 
 
@@ -270,7 +309,9 @@ def main() -> None:
             print(f"  fused/keras {result['speed_up']:.2f}x images/s, {result['cpu_time_ratio']:.2f}x less CPU time; losses keras {result['losses']['keras']}, "
                   f"fused {result['losses']['fused']} (largest relative difference "
                   f"{result['largest_relative_loss_difference']:.1e}; moving statistics "
-                  f"{result['largest_relative_moving_statistic_difference']:.1e})", flush=True)
+                  f"{result['largest_relative_moving_statistic_difference']:.1e}); first gradient against float64: "
+                  + ", ".join(f"{k} {v['global']:.1e} global, {v['largest_per_variable']:.1e} largest per variable"
+                              for k, v in result["gradient_error_against_float64"].items()), flush=True)
         out["load_average_end"] = os.getloadavg()[0]
         output = args.output.with_name(args.output.stem + "_batch_norm.json")
         output.write_text(json.dumps(out, indent=1) + "\n")

@@ -152,7 +152,8 @@ def build(model_name: str, size: int, batch: int, feed: str, fused_batch_norm: b
     else:
         from keras_resnets.data import load_dataset
 
-        datasets = load_dataset("textured_digits", batch_size=batch, augment="crop_flip", image_size=size, channels=3)
+        datasets = load_dataset("textured_digits", batch_size=batch, augment="crop_flip", image_size=(size, size),
+                                channels=3)
         data = datasets.train(1000).repeat()
     keras.utils.set_random_seed(0)
     return model, data

@@ -4,9 +4,9 @@ Keras 3 computes ``BatchNormalization`` from ``ops.moments`` and elementwise ops
 TensorFlow a training step then runs about ten small kernels per BN layer forward and more backward,
 where TensorFlow has one fused kernel each way (``FusedBatchNormV3`` / ``FusedBatchNormGradV3``; oneDNN's,
 fused with the following ReLU, when oneDNN is on). In the per-op profile of a ``cifar_resnet20`` step
-(``benchmarks/profile_tf_train_step.py``) Keras' BN took about a third of the op time; with the fused
-kernel the same step trained 1.8x faster in one alternating run, losses equal to float32 rounding
-(docs/training.md, "Where the time goes on TensorFlow").
+(``benchmarks/profile_tf_train_step.py``) Keras' BN took about a third of the op time, with the fused
+kernel 6 %; in alternating runs the step took 1.3x less CPU time (1.1x for ``resnet50``), losses equal
+to float32 rounding (docs/training.md, "Where the time goes on TensorFlow").
 
 :func:`use_fused_batch_norm` changes how a model's BN layers *train*, nothing else: the layers stay
 ``keras.layers.BatchNormalization`` (saved files, other backends and inference are untouched), the

@@ -12,15 +12,27 @@ and the Keras backend is fixed at import):
 
 Every contender trains the same network (same parameter count, checked) with SGD, momentum 0.9,
 float32, sparse softmax cross-entropy, on one fixed random batch held in memory (so the figure is
-the training step, not the input pipeline). PyTorch's OpenMP threads spin at barriers; on a shared,
-loaded machine that made 2-thread PyTorch 3.5x slower (106 vs 372 images/s, cifar_resnet20 12²), so
-the children run with ``OMP_WAIT_POLICY=PASSIVE`` unless it is set (``--omp-wait-policy``). After each contender has compiled/warmed up, the parent
-runs rounds; in each round every contender trains ``--steps`` steps in turn, so load on the shared
-machine hits all of them alike. Reported: median images/s with min–max over rounds and the ratio of
-each median to PyTorch eager. Results: ``benchmarks/results/bench_cpu_training.json``.
+the training step, not the input pipeline). The Keras contenders train as ``keras-resnets train`` does
+(on TensorFlow, BN through the fused kernel: ``keras_resnets.training.fused_batch_norm``).
+
+Fair under load: every child is pinned to the same ``--threads`` cores (``sched_setaffinity``) and told
+that thread count (``OMP_NUM_THREADS``, PyTorch's ``set_num_threads``, TensorFlow's intra-op pool, one
+inter-op thread as PyTorch eager runs one op at a time; XLA sizes its pool from the affinity). PyTorch's
+OpenMP threads spin at barriers; on a shared, loaded machine that made 2-thread PyTorch 3.5x slower (106
+vs 372 images/s, cifar_resnet20 12²), so the children run with ``OMP_WAIT_POLICY=PASSIVE`` unless it is
+set (``--omp-wait-policy``). After each contender has compiled/warmed up, the parent runs short rounds; in
+each round every contender trains ``--steps`` steps in turn (order reversed every other round), so load
+on the shared machine hits all of them alike. The 1-minute load average is read around every timing; a
+round during which it moved by more than ``--load-tolerance`` (relative) is flagged and left out of the
+medians (all rounds are kept when fewer than 3 are clean). Reported: median images/s with min–max over
+the clean rounds, the ratio of each median to PyTorch eager, and the load; beside it, images per second of
+the child's CPU time (all its threads): on a busy machine the wall clock measures the scheduler too, the
+CPU time much less (it still counts threads spinning at barriers). Results:
+``benchmarks/results/bench_cpu_training.json``.
 
     .venv/bin/python benchmarks/bench_cpu_training.py            # the two README workloads
     .venv/bin/python benchmarks/bench_cpu_training.py --quick    # fewer rounds, a few minutes
+    .venv/bin/python benchmarks/bench_cpu_training.py --threads 1   # one core each: robust on a busy machine
     .venv/bin/python benchmarks/bench_cpu_training.py --workload cifar_resnet20:16:128 \\
         --workload cifar_resnet56:12:128 --only keras-tf-onednn,keras-jax,keras-torch,torch
 
@@ -31,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +50,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from keras_resnets.calibration import cpu_name  # noqa: E402  (imports nothing heavy)
+
 RESULTS = HERE / "results" / "bench_cpu_training.json"
 
 # contender -> environment of its child process
@@ -58,19 +72,6 @@ def classes_of(model: str) -> int:
     return 1000 if model.startswith("resnet") else 10
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                flags = Path("/proc/cpuinfo").read_text()
-                isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
-                return f"{name} ({isa}), {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 # --------------------------------------------------------------------------------------------- workers
 
 def keras_trainer(model_name: str, size: int, batch: int):
@@ -79,10 +80,12 @@ def keras_trainer(model_name: str, size: int, batch: int):
     import numpy as np
 
     import keras_resnets
+    from keras_resnets.training.fused_batch_norm import use_fused_batch_norm
 
     shape = (size, size, 3)
     model = keras_resnets.create_model(model_name, input_shape=shape, classes=classes_of(model_name),
                                        classifier_activation=None)
+    use_fused_batch_norm(model)  # as compile_model does for training (TensorFlow only)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=keras.backend.backend() == "jax")  # as resolve_jit_compile("auto") on a CPU
@@ -140,8 +143,26 @@ def torch_trainer(model_name: str, size: int, batch: int, compiled: bool):
     return run, params
 
 
-def worker(contender: str, model_name: str, size: int, batch: int, warmup: int) -> None:
+def limit_threads(contender: str, threads: int) -> None:
+    """Pin this process to ``threads`` cores and size every framework's pools to match (before importing them)."""
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    os.sched_setaffinity(0, cores)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if CONTENDERS[contender].get("KERAS_BACKEND") == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if contender.startswith("torch") or contender == "keras-torch":
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def worker(contender: str, model_name: str, size: int, batch: int, warmup: int, threads: int) -> None:
     """Child process: build, warm up, then answer each ``steps`` line on stdin with images/s."""
+    limit_threads(contender, threads)
     if contender.startswith("keras"):
         run, params = keras_trainer(model_name, size, batch)
     else:
@@ -151,13 +172,16 @@ def worker(contender: str, model_name: str, size: int, batch: int, warmup: int) 
     print(json.dumps({"ready": True, "params": int(params), "warmup_s": time.perf_counter() - start}), flush=True)
     for line in sys.stdin:
         steps = int(line)
-        print(json.dumps({"images_per_s": steps * batch / run(steps)}), flush=True)
+        cpu = time.process_time()
+        wall = run(steps)
+        print(json.dumps({"images_per_s": steps * batch / wall,
+                          "images_per_cpu_s": steps * batch / (time.process_time() - cpu)}), flush=True)
 
 
 # --------------------------------------------------------------------------------------------- parent
 
 class Child:
-    def __init__(self, contender: str, workload: str, warmup: int, omp_wait_policy: str):
+    def __init__(self, contender: str, workload: str, warmup: int, omp_wait_policy: str, threads: int):
         model, size, batch = workload.split(":")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **CONTENDERS[contender]}
         env.setdefault("OMP_WAIT_POLICY", omp_wait_policy)
@@ -165,7 +189,7 @@ class Child:
         self.name, self.batch = contender, int(batch)
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", contender, "--model", model, "--size", size,
-             "--batch", batch, "--warmup", str(warmup)],
+             "--batch", batch, "--warmup", str(warmup), "--threads", str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
 
     def read(self) -> dict:
@@ -174,10 +198,10 @@ class Child:
             raise RuntimeError(f"{self.name} exited (rc {self.proc.wait()}); rerun it alone with --only to see why")
         return json.loads(line)
 
-    def time(self, steps: int) -> float:
+    def time(self, steps: int) -> dict:
         self.proc.stdin.write(f"{steps}\n")
         self.proc.stdin.flush()
-        return self.read()["images_per_s"]
+        return self.read()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -185,11 +209,12 @@ class Child:
             self.proc.wait(timeout=60)
 
 
-def measure(workload: str, contenders: list, rounds: int, steps: int, warmup: int, omp: str) -> dict:
-    children, info = [], {}
+def measure(workload: str, contenders: list, rounds: int, steps: int, warmup: int, omp: str, threads: int,
+            load_tolerance: float) -> dict:
+    children, info, loads, flagged = [], {}, [], []
     try:
         for name in contenders:  # one at a time: a child warming up must not share the cores with another
-            child = Child(name, workload, warmup, omp)
+            child = Child(name, workload, warmup, omp, threads)
             info[name] = child.read()
             children.append(child)
             print(f"  {name:<16} ready ({info[name]['params']:,} parameters, warm-up {info[name]['warmup_s']:.0f} s)",
@@ -197,19 +222,38 @@ def measure(workload: str, contenders: list, rounds: int, steps: int, warmup: in
         params = {info[c]["params"] for c in contenders}
         if len(params) != 1:
             raise RuntimeError(f"the contenders train different networks: parameters {info}")
-        rates = {c.name: [] for c in children}
+        rates, per_cpu = {c.name: [] for c in children}, {c.name: [] for c in children}
         for r in range(rounds):
+            seen = [os.getloadavg()[0]]
             for child in children if r % 2 == 0 else reversed(children):
-                rates[child.name].append(child.time(steps))
-            print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in rates.items()), flush=True)
+                timing = child.time(steps)
+                rates[child.name].append(timing["images_per_s"])
+                per_cpu[child.name].append(timing["images_per_cpu_s"])
+                seen.append(os.getloadavg()[0])
+            loads.append((min(seen), max(seen)))
+            moved = (max(seen) - min(seen)) / max(min(seen), 1.0) > load_tolerance
+            flagged.append(moved)
+            print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in rates.items())
+                  + f"  (load {min(seen):.1f}–{max(seen):.1f}{', FLAGGED: load moved' if moved else ''})", flush=True)
     finally:
         for child in children:
             child.close()
-    result = {name: {"median": statistics.median(v), "min": min(v), "max": max(v), "rounds": v}
-              for name, v in rates.items()}
+    clean = [r for r in range(rounds) if not flagged[r]]
+    if len(clean) < 3:
+        print(f"  only {len(clean)} rounds with a steady load: the medians use all {rounds}", flush=True)
+        clean = list(range(rounds))
+    result = {}
+    for name, v in rates.items():
+        kept = [v[r] for r in clean]
+        result[name] = {"median": statistics.median(kept), "min": min(kept), "max": max(kept), "rounds": v,
+                        "images_per_cpu_s": statistics.median(per_cpu[name][r] for r in clean),
+                        "images_per_cpu_s_rounds": per_cpu[name]}
     if BASELINE in result:
-        for row in result.values():
+        for name in rates:
+            row = result[name]
             row["ratio_to_torch_eager"] = row["median"] / result[BASELINE]["median"]
+            row["cpu_ratio_to_torch_eager"] = row["images_per_cpu_s"] / result[BASELINE]["images_per_cpu_s"]
+    result["_rounds"] = {"load_min_max": loads, "flagged": flagged, "used": clean}
     return result
 
 
@@ -218,12 +262,16 @@ def table(results: dict, contenders: list) -> str:
     lines = [head, "|" + "---|" * (len(contenders) + 1)]
     for workload, rows in results.items():
         model, size, batch = workload.split(":")
+        loads = [x for pair in rows["_rounds"]["load_min_max"] for x in pair]
         cells = []
         for c in contenders:
             row = rows[c]
             ratio = f" **{row['ratio_to_torch_eager']:.2f}×**" if "ratio_to_torch_eager" in row else ""
-            cells.append(f"{row['median']:.1f} [{row['min']:.1f}–{row['max']:.1f}]{ratio}")
-        lines.append(f"| {model} {size}², batch {batch} | " + " | ".join(cells) + " |")
+            cpu_ratio = f" {row['cpu_ratio_to_torch_eager']:.2f}×" if "cpu_ratio_to_torch_eager" in row else ""
+            cells.append(f"{row['median']:.1f} [{row['min']:.1f}–{row['max']:.1f}]{ratio}; "
+                         f"{row['images_per_cpu_s']:.1f}/CPU-s{cpu_ratio}")
+        lines.append(f"| {model} {size}², batch {batch} (load {min(loads):.0f}–{max(loads):.0f}, "
+                     f"{len(rows['_rounds']['used'])}/{len(rows['_rounds']['flagged'])} rounds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -239,6 +287,10 @@ def main() -> None:
     parser.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE"), default="PASSIVE",
                         help="OMP_WAIT_POLICY of the children unless set (default PASSIVE: on a loaded machine "
                              "OpenMP's spinning barrier made 2-thread PyTorch 3.5x slower)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="cores (and threads) every contender gets (default: all cores)")
+    parser.add_argument("--load-tolerance", type=float, default=0.3,
+                        help="flag a round whose 1-minute load average moved by more than this share (default 0.3)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -246,7 +298,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args.model, args.size, args.batch, args.warmup)
+        return worker(args.worker, args.model, args.size, args.batch, args.warmup, args.threads)
 
     contenders = args.only.split(",") if args.only else list(CONTENDERS)
     unknown = [c for c in contenders if c not in CONTENDERS]
@@ -257,15 +309,18 @@ def main() -> None:
     workloads = args.workload or list(DEFAULT_WORKLOADS)
     load_before = os.getloadavg()
     print(f"CPU: {cpu_name()}; load average {load_before[0]:.1f} at start; "
-          f"{args.rounds} rounds x {args.steps} steps, contenders alternated", flush=True)
+          f"{args.rounds} rounds x {args.steps} steps, contenders alternated, {args.threads} thread(s) each, "
+          f"niceness {os.nice(0)}", flush=True)
     results = {}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for workload in workloads:
         print(f"{workload}:", flush=True)
-        results[workload] = measure(workload, contenders, args.rounds, args.steps, args.warmup, args.omp_wait_policy)
+        results[workload] = measure(workload, contenders, args.rounds, args.steps, args.warmup, args.omp_wait_policy,
+                                    args.threads, args.load_tolerance)
         args.output.write_text(json.dumps({  # after each workload: a run stopped early keeps what it measured
             "cpu": cpu_name(), "load_average_start": load_before[0], "load_average_end": os.getloadavg()[0],
-            "rounds": args.rounds, "steps": args.steps,
+            "rounds": args.rounds, "steps": args.steps, "threads": args.threads, "niceness": os.nice(0),
+            "load_tolerance": args.load_tolerance,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", args.omp_wait_policy),
             "optimizer": "SGD momentum 0.9, lr 0.01, float32",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}, indent=1) + "\n")

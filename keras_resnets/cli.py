@@ -25,6 +25,7 @@ _COMMANDS = {
     "export": ("keras_resnets.export.cli", "export a run or .keras file to SavedModel or verified TFLite", "tensorflow"),
     "evaluate": ("keras_resnets.training.evaluate", "evaluate a run: centre crop, 10-crop, multi-scale (ImageNet protocols)", "tensorflow"),
     "tune": ("keras_resnets.tuning.cli", "search lr ratio, activation, augmentation, ... (grid, random, Bayesian, Hyperband)", "tensorflow"),
+    "calibrate": ("keras_resnets.calibration", "measure which installed Keras backend trains a model fastest here (cached)", None),
     "reproduce": ("keras_resnets.experiments.cli", "rerun a paper's experiment (arms x seeds) and compute its verdicts", "tensorflow"),
 }
 

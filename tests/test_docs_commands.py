@@ -62,6 +62,8 @@ SHRINK = {
     "evaluate": ["--limit", "8"],
     "analyze": ["--depth", "8", "--steps", "2", "--models", "cifar_resnet20"],
     "reproduce": ["--scale", "smoke"],
+    # one tiny step on TensorFlow alone (the cache goes to the test's XDG_CACHE_HOME)
+    "calibrate": ["--image-size", "8", "--batch-size", "4", "--steps", "1", "--rounds", "1", "--backends", "tensorflow"],
 }
 
 
@@ -134,6 +136,7 @@ def test_every_documented_command_runs(tmp_path, monkeypatch, capsys):
     from keras_resnets.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # calibrate's cache
     runs = tmp_path / "runs"
     failures, seen, unexpected_passes = [], set(), []
     for document, line, command in documented_commands():

@@ -16,6 +16,7 @@ from keras_resnets.runs import RunConfig
 from keras_resnets.tasks import TASKS, get_task
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training import schedules
+from keras_resnets.training.fused_batch_norm import use_fused_batch_norm
 
 
 def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
@@ -41,7 +42,7 @@ def add_l2_weight_decay(model: keras.Model, weight_decay: float) -> int:
 
 
 def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: int, *, jit_compile=False,
-                  from_logits: bool = False, task=TASKS[0], extra_metrics=()) -> keras.Model:
+                  from_logits: bool = False, task=TASKS[0], extra_metrics=(), fused_batch_norm: bool = True) -> keras.Model:
     """Compile ``model`` for ``recipe``: its optimizer (SGD with momentum, or Adam), schedule and weight
     decay, the task's loss and metrics.
 
@@ -54,6 +55,9 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
         task: a ``keras_resnets.tasks.Task`` or its name: it gives the loss and the metrics.
         extra_metrics: further Keras metrics to log (e.g. the cross-entropy without the L2 penalty,
             which Keras' ``loss`` includes).
+        fused_batch_norm: on the TensorFlow backend, BN layers train through TensorFlow's fused kernel
+            (``keras_resnets.training.fused_batch_norm``; 1.1-1.3x less CPU time per step, same results to
+            float32 rounding).
 
     Returns:
         The same model, compiled.
@@ -71,6 +75,8 @@ def compile_model(model: keras.Model, recipe: recipes_lib.Recipe, total_steps: i
         optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
                                          weight_decay=decay)
     run_task = get_task(task)
+    if fused_batch_norm:
+        use_fused_batch_norm(model)
     model.compile(optimizer=optimizer, loss=run_task.loss(from_logits),
                   metrics=run_task.metrics(int(model.output_shape[-1])) + list(extra_metrics), jit_compile=jit_compile)
     return model

@@ -211,6 +211,11 @@ def train(
             config = reconcile_resume(run, config, continue_epochs)
         if verbose != 0:
             print(f"train: {config.model} on {config.dataset}; {describe_recipe(config, plan.given)}", flush=True)
+            from keras_resnets.calibration import recommendation
+
+            hint = recommendation(config.model, config.input_shape, config.batch_size)
+            if hint:
+                print(hint, flush=True)
         net = build_model(config, strategy, report=verbose != 0)
         if run is None:
             run = RunDir.create(plan.runs_dir, plan.run_name, config)

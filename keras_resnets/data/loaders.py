@@ -43,8 +43,8 @@ def _no_expand_when_streaming(expand: int) -> None:
                          f"or augment on the fly (expand=0)")
 
 
-def load_generated(name, arrays_of, *, mirrorable=True, data_dir=None, batch_size=128, augment="none", expand=0, image_size=None,
-                   channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
+def load_generated(name, arrays_of, *, mirrorable=True, data_dir=None, batch_size=128, augment="none", expand=0,
+                   image_size=None, channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
                    cache=False) -> Datasets:
     """An in-memory set (the embedded digits, the synthetic textured digits), always in memory.
 
@@ -63,8 +63,9 @@ def load_generated(name, arrays_of, *, mirrorable=True, data_dir=None, batch_siz
                      mirrorable=mirrorable)
 
 
-def load_folder(name, folder, *, mirrorable=True, batch_size=128, augment="none", expand=0, image_size=None, channels=None,
-                validation_split=0.1, seed=0, download=False, streaming="auto", cache=False) -> Datasets:
+def load_folder(name, folder, *, mirrorable=True, batch_size=128, augment="none", expand=0, image_size=None,
+                channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
+                cache=False) -> Datasets:
     """The images under ``folder``, one sub-folder per class (``name``: the dataset's name in the run)."""
     batch_size = _check_keywords(batch_size, augment, expand, channels, cache)
     if not arrays_lib.tensorflow_available():
@@ -83,8 +84,9 @@ def load_folder(name, folder, *, mirrorable=True, batch_size=128, augment="none"
                      mirrorable=mirrorable)
 
 
-def load_tfds(name, *, mirrorable=True, data_dir=None, batch_size=128, augment="none", expand=0, image_size=None, channels=None,
-              validation_split=0.1, seed=0, download=False, streaming="auto", cache=False) -> Datasets:
+def load_tfds(name, *, mirrorable=True, data_dir=None, batch_size=128, augment="none", expand=0, image_size=None,
+              channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
+              cache=False) -> Datasets:
     """A TFDS image-classification dataset, read from ``data_dir`` (downloaded only with ``download``)."""
     batch_size = _check_keywords(batch_size, augment, expand, channels, cache)
     if not arrays_lib.tensorflow_available():

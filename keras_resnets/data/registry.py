@@ -348,9 +348,9 @@ def load_dataset(
     """
     entry = get_dataset(name)
     return entry.loader(
-        name, mirrorable=entry.mirrorable, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand, image_size=image_size,
-        channels=channels, validation_split=validation_split, seed=seed, download=download, streaming=streaming,
-        cache=cache)
+        name, mirrorable=entry.mirrorable, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand,
+        image_size=image_size, channels=channels, validation_split=validation_split, seed=seed, download=download,
+        streaming=streaming, cache=cache)
 
 
 def flips_preserve_labels(name: str) -> bool:

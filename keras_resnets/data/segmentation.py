@@ -112,8 +112,8 @@ def load_oxford_pets(data_dir=None, image_size: int = 128, batch_size: int = 16,
         seed: seed of the training shuffle.
 
     Returns:
-        ``(train, test, info)``: ``tf.data`` pipelines of ``(images, masks)`` and a ``DatasetInfo``; the normalisation statistics are the
-        ImageNet ones (0..255 scale), since the images vary in size.
+        ``(train, test, info)``: ``tf.data`` pipelines of ``(images, masks)`` and a ``DatasetInfo``; the
+        normalisation statistics are the ImageNet ones (0..255 scale), since the images vary in size.
 
     Raises:
         DatasetUnavailableError: the dataset is not prepared in ``data_dir`` and ``download`` is off,

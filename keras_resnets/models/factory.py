@@ -20,9 +20,9 @@ def create_model(name: str, **overrides):
     Raises:
         ValueError: unknown name or keyword, or an invalid value (named in the message).
     """
-    kwargs, weights = model_keywords(name, overrides)
-    if weights == "imagenet":
+    _, weights = model_keywords(name, overrides)
+    if weights == "imagenet":  # the port builds the model's own configuration: only the caller's keywords pass
         from keras_resnets.models.port import imagenet_model
 
-        return imagenet_model(name, **kwargs)
+        return imagenet_model(name, **{k: v for k, v in overrides.items() if k != "weights"})
     return build_registered(name, **overrides)

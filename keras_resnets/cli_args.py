@@ -127,6 +127,10 @@ OPTIONS = {
     "--distribute": ("run", _choice("keras_resnets.training.distributed:DISTRIBUTE_MODES",
                                     "data-parallel training, see docs/distributed.md", metavar="MODE")),
 }
+# The options of keras_resnets.runs.DataOptions and RunOptions: the data and run options train and tune share.
+DATA_FLAGS = ("--dataset", "--data-dir", "--dataset-arg", "--download", "--image-size", "--channels",
+              "--validation-split")
+RUN_FLAGS = ("--runs-dir", "--run-name", "--resume", "--seed", "--xla")
 # CLI dest -> the train()/tune() keyword it becomes (the others keep their name).
 KEYWORD_OF = {"model_arg": "model_kwargs", "dataset_arg": "dataset_kwargs", "logits": "classifier_activation",
               "quiet": "verbose"}

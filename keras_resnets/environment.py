@@ -155,3 +155,13 @@ def start_quietly(uses_tensorflow: bool = True) -> None:
         installed = False
     if installed:
         import_tensorflow_quietly()
+
+
+def package_version() -> str:
+    """The installed keras_resnets version (``unknown`` in a source tree that is not installed)."""
+    try:
+        from importlib.metadata import version
+
+        return version("keras_resnets")
+    except Exception:  # not installed (running from a source tree)
+        return "unknown"

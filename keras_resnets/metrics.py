@@ -5,6 +5,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_resnets.labels import IGNORE_LABEL
+
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class MeanIoU(keras.metrics.Metric):
@@ -28,7 +30,7 @@ class MeanIoU(keras.metrics.Metric):
     ``y_true``) weights the pixels.
     """
 
-    def __init__(self, num_classes: int, ignore_label: int | None = 255, from_logits: bool = True,
+    def __init__(self, num_classes: int, ignore_label: int | None = IGNORE_LABEL, from_logits: bool = True,
                  name: str = "mean_iou", dtype=None):
         super().__init__(name=name, dtype=dtype)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -89,7 +91,7 @@ class PixelAccuracy(keras.metrics.Metric):
         name, dtype: as for any Keras metric.
     """
 
-    def __init__(self, ignore_label: int | None = 255, name: str = "pixel_accuracy", dtype=None):
+    def __init__(self, ignore_label: int | None = IGNORE_LABEL, name: str = "pixel_accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.ignore_label = ignore_label
         self.correct = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="correct")

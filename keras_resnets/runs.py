@@ -19,10 +19,10 @@ import dataclasses
 import errno
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 
+from keras_resnets.files import RunWriteError, atomic_write, remove_quietly, write_json  # noqa: F401  (re-exported)
 from keras_resnets.tasks import TASKS
 
 SCHEMA_VERSION = 1
@@ -38,14 +38,6 @@ class RunError(ValueError):
 
 class RunInUseError(RunError):
     """Another process holds the run (creating or training it)."""
-
-
-class RunWriteError(OSError):
-    """An artifact of the run could not be written (disk full, permissions); earlier files are intact."""
-
-    def __init__(self, message: str, code: int | None = None):
-        super().__init__(message)
-        self.errno = code
 
 
 @dataclass
@@ -194,11 +186,6 @@ class RunConfig:
         """A validated copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
-    def differences(self, other: "RunConfig", ignore=MACHINE_KEYS) -> list:
-        """``[(key, this value, other value)]`` of the keys whose values differ, ``ignore`` left out."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return [(k, mine[k], theirs[k]) for k in self.keys() if k not in ignore and mine[k] != theirs[k]]
-
 
 def describe_differences(differences: list, limit: int = 4) -> str:
     """``key (was X, now Y), ...`` for at most ``limit`` keys, values shortened to one line."""
@@ -211,56 +198,97 @@ def describe_differences(differences: list, limit: int = 4) -> str:
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
-def write_json(path, data: dict) -> None:
-    """Write ``data`` as indented JSON atomically (a killed or failed writer leaves the old file).
+def json_value(value):
+    """``value`` as JSON stores it (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def check_resumable(path: str, stored: dict, requested: dict) -> None:
+    """Refuse to resume the run (or search) at ``path`` when a requested value differs from the stored one.
+
+    The one comparison of train's and tune's resume: values are compared as JSON stores them.
 
     Raises:
-        RunWriteError: the file cannot be written (disk full, permissions, missing folder).
+        RunError: naming the keys that differ, with both values.
     """
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-
-    atomic_write(str(path), write)
-
-
-def atomic_write(path: str, write_to) -> None:
-    """Call ``write_to(tmp)`` on a temporary path next to ``path``, then rename it onto ``path``.
-
-    The temporary name keeps the file's suffixes (``.keras``, ``.weights.h5``: Keras checks them).
-
-    Raises:
-        RunWriteError: writing failed; ``path`` keeps its previous content and the temp file is removed.
-    """
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-    try:
-        write_to(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        _remove_quietly(tmp)
-        raise RunWriteError(f"cannot write {path}: {err.strerror or err}; the previous version (if any) "
-                                f"is intact", err.errno) from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    differences = [(key, stored.get(key), value) for key, value in requested.items()
+                   if json_value(stored.get(key)) != json_value(value)]
+    if differences:
+        raise RunError(f"cannot resume {path!r}: its config differs in {describe_differences(differences)}; "
+                       f"resume with the same settings or start a new run (--run-name)")
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            os.remove(path)
-    except OSError:
-        pass
+def timestamp() -> str:
+    """``YYYYmmdd-HHMMSS``: the time part of every default run (and analysis) name."""
+    return time.strftime("%Y%m%d-%H%M%S")
 
 
-def default_run_name(model: str, dataset: str) -> str:
-    """``<model>-<dataset>-<YYYYmmdd-HHMMSS>`` (dataset paths reduced to their last component)."""
+def default_run_name(model: str, dataset: str, prefix: str = "") -> str:
+    """``<prefix><model>-<dataset>-<YYYYmmdd-HHMMSS>`` (dataset paths reduced to their last component)."""
     dataset = os.path.basename(os.path.normpath(str(dataset))) or "data"
-    return f"{model}-{dataset.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{prefix}{model}-{dataset.replace('/', '_')}-{timestamp()}"
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Which data a run reads and how: the data keywords ``train`` and ``tune`` share.
+
+    Attributes:
+        dataset: a name of the dataset registry (``keras_resnets.data.registry``) or a TFDS name.
+        dataset_kwargs: options of the dataset's loader (``DatasetEntry.options``).
+        data_dir, image_size, channels, validation_split, download: as for ``registry.load``.
+    """
+
+    dataset: str = "digits"
+    dataset_kwargs: dict = field(default_factory=dict)
+    data_dir: str | None = None
+    image_size: tuple | None = None
+    channels: int | None = None
+    validation_split: float = 0.1
+    download: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "dataset_kwargs", dict(self.dataset_kwargs or {}))
+
+    def config_values(self) -> dict:
+        """The ``config.json`` (and ``search.json``) values these options fix."""
+        return {"dataset": self.dataset, "dataset_kwargs": dict(self.dataset_kwargs), "data_dir": self.data_dir,
+                "image_size": list(self.image_size) if self.image_size else None, "channels": self.channels,
+                "validation_split": self.validation_split}
+
+    def load(self, *, batch_size: int, augment: str, seed: int, expand: int = 0):
+        """The dataset's ``Datasets``, through the registry (the one place a dataset name is resolved)."""
+        from keras_resnets.data import registry
+
+        return registry.load(self.dataset, self.dataset_kwargs, data_dir=self.data_dir, batch_size=batch_size,
+                             augment=augment, expand=expand, image_size=self.image_size, channels=self.channels,
+                             validation_split=self.validation_split, seed=seed, download=self.download)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run (or a search) lives and how it starts: the run keywords ``train`` and ``tune`` share.
+
+    Attributes:
+        runs_dir: parent folder of run directories.
+        run_name: the run's folder; ``None``: ``<model>-<dataset>-<time>``.
+        resume: continue the run (or search) of that name.
+        seed: seed of the weights, the data order and the augmentation (and the tuner's sampling).
+        xla: ``auto``, ``on``, ``off`` or a bool (``keras_resnets.training.resolve_jit_compile``).
+    """
+
+    runs_dir: str = "runs"
+    run_name: str | None = None
+    resume: bool = False
+    seed: int = 0
+    xla: object = "auto"
+
+    def name(self, model: str, dataset: str, prefix: str = "") -> str:
+        """``run_name``, or the default name of a run of ``model`` on ``dataset``."""
+        return self.run_name or default_run_name(model, dataset, prefix)
+
+    def named(self, run_name: str) -> "RunOptions":
+        return dataclasses.replace(self, run_name=run_name)
 
 
 @dataclass
@@ -368,7 +396,7 @@ class RunDir:
         cls.check_free(runs_dir, run_name)
         tmp = os.path.join(runs_dir, f".{run_name}.creating-{os.getpid()}")
         staged = RunDir(tmp)
-        _remove_quietly(tmp)  # left by a killed process of the same id
+        remove_quietly(tmp)  # left by a killed process of the same id
         try:
             os.makedirs(staged.checkpoints)
             staged._acquire_lock()
@@ -376,7 +404,7 @@ class RunDir:
             os.rename(tmp, run.path)  # fails when another process renamed its run into place first
         except OSError as err:
             staged.release()
-            _remove_quietly(tmp)
+            remove_quietly(tmp)
             if err.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.exists(run.path):
                 raise RunError(f"run directory {run.path!r} already exists (created by another process just now); "
                                f"choose another run name (--run-name)") from None

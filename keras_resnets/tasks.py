@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE_LABEL = 255  # mask pixels without a class (segmentation)
+from keras_resnets.labels import IGNORE_LABEL
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class SegmentationTask(Task):
             if sum(len(i) for i in images) >= count:
                 break
         images, masks = np.concatenate(images)[:count], np.concatenate(masks)[:count]
-        plot_predictions(model, images, masks, info.mean, info.std, path, class_names)
+        plot_predictions(model, images, masks, info.mean, info.std, path, class_names, self.ignore_label)
         return True
 
     def check_labels(self, labels, num_classes: int, input_shape) -> str | None:
@@ -242,16 +242,17 @@ class SegmentationTask(Task):
 
 SEGMENTATION_FAMILY = "segmentation"  # the model registry's family of per-pixel models
 
-_TASKS = {
-    "classification": ClassificationTask(
+_TASKS = {task.name: task for task in (
+    ClassificationTask(
         "classification", "accuracy", (), "cifar10_study", "softmax", "top1", "top-1", "top1", "study",
         evaluation_protocols=True, keras_qat=True),
-    "segmentation": SegmentationTask(
+    SegmentationTask(
         "segmentation", "mean_iou", ("pixel_accuracy",), "shapes_segmentation", None, "miou", "mIoU",
         "pixel_accuracy", "segmentation_lr", fixed_space=(("augment", ("none",)),), float32_parity_bar=1e-3,
         per_pixel=True, ignore_label=IGNORE_LABEL),
-}
+)}
 TASKS = tuple(_TASKS)
+CLASSIFICATION, SEGMENTATION = TASKS  # the names the dataset registry declares its entries' tasks with
 
 
 def get_task(name) -> Task:

@@ -8,8 +8,8 @@ from keras_resnets.environment import start_quietly
 start_quietly(uses_tensorflow=False)  # before the pipelines import Keras (and TensorFlow on its backend)
 
 from keras_resnets.data.augment import POLICIES, apply_policy, augment_batch, expand_statically  # noqa: E402
-from keras_resnets.data.datasets import (  # noqa: E402
-    DatasetInfo, Datasets, channel_stats, list_datasets, load_dataset)
+from keras_resnets.data.datasets import DatasetInfo, Datasets, channel_stats  # noqa: E402
+from keras_resnets.data.registry import list_datasets, load_dataset  # noqa: E402
 from keras_resnets.data.sources import DatasetUnavailableError  # noqa: E402
 
 __all__ = [

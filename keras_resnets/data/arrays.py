@@ -27,7 +27,6 @@ import numpy as np
 # Policies implemented here in numpy (the same definitions as keras_resnets.data.augment's).
 POLICIES = ("none", "crop", "crop_flip")
 CROP_PADDING = 4  # at 32x32; other sizes scale it (crop_padding)
-NO_FLIP_DATASETS = ("digits", "textured_digits")  # mirroring a digit changes its class (or makes a non-digit)
 
 
 def crop_padding(height: int) -> int:
@@ -183,7 +182,7 @@ class ArrayDatasets:
         order = self.epoch_order(epoch) if order is None else order
         index = order[step * self.batch_size:(step + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed + 1, epoch * self.steps_per_epoch + step])
-        flip = self.info.name not in NO_FLIP_DATASETS
+        flip = self.info.mirrorable
         images = augment_batch(self._train_images[index], self.augment, rng, flip)  # uint8: a quarter of the bytes
         return self.validation.normalise(images), self._train_labels[index]
 

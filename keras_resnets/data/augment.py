@@ -16,7 +16,7 @@ Policies:
   + Gaussian blur (3x3 kernel, sigma in [0.1, 2.0]), as in the study's third table block.
 - Digits (``digits``, ``textured_digits``) are never mirrored: a mirrored digit is another symbol, so on
   them ``crop_flip`` crops only and ``crop_flip_color_blur`` crops, jitters and blurs
-  (``flips_preserve_labels``).
+  (``DatasetInfo.mirrorable``, from the dataset registry).
 - ``imagenet_scale``, ``inception_crop``: the ImageNet policies, per source image before batching
   (``keras_resnets.data.imagenet``); ``augment_batch`` refuses them.
 """
@@ -27,7 +27,6 @@ try:
 except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pipelines need it
     tf = None
 
-from keras_resnets.data.arrays import NO_FLIP_DATASETS
 from keras_resnets.data.imagenet import TRAIN_POLICIES
 
 BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
@@ -42,11 +41,6 @@ CONTRAST = 0.2
 SATURATION = 0.2
 HUE = 0.05
 BLUR_SIGMA = (0.1, 2.0)
-
-
-def flips_preserve_labels(dataset: str) -> bool:
-    """Whether a left-right mirror keeps the label of ``dataset``'s images (not for digits)."""
-    return dataset not in NO_FLIP_DATASETS
 
 
 def validate_policy(policy: str) -> str:

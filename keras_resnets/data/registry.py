@@ -21,7 +21,7 @@ import numpy as np
 from keras_resnets.data import arrays, sources
 from keras_resnets.data.contract import DatasetPipelines
 
-CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
+from keras_resnets.tasks import CLASSIFICATION, SEGMENTATION, TASKS, get_task
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class DatasetEntry:
         evaluation_split: ``(name, run config, split, data_dir, validation_split, limit) -> split``
             with ``examples()``: the unprocessed images ``keras-resnets evaluate``'s protocols crop
             (``None``: the dataset has none for them).
+        mirrorable: a left-right mirror keeps an image's label (``False`` for the digits: a mirrored
+            digit is another symbol, or none); ``crop_flip`` then crops only.
     """
 
     name: str
@@ -47,6 +49,7 @@ class DatasetEntry:
     options: tuple = ()
     loader: object = field(default=None, repr=False, compare=False)
     evaluation_split: object = field(default=None, repr=False, compare=False)
+    mirrorable: bool = True
 
 
 # Options of the folder and TFDS loaders (``--dataset-arg streaming=true``): decode on the fly or in
@@ -54,14 +57,42 @@ class DatasetEntry:
 STREAMING_OPTIONS = ("streaming", "cache")
 
 
-def _load_classification(name, *, data_dir=None, batch_size=128, augment="none", expand=0, image_size=None,
-                         channels=None, validation_split=0.1, seed=0, download=False, streaming="auto",
-                         cache=False):
-    from keras_resnets.data.datasets import load_dataset
+def _folder_of(name: str, data_dir) -> str:
+    """The image folder of ``folder`` (``data_dir``) or of a folder path given as the name."""
+    return data_dir if name == sources.FOLDER else name
 
-    return load_dataset(name, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand,
-                        image_size=image_size, channels=channels, validation_split=validation_split, seed=seed,
-                        download=download, streaming=streaming, cache=cache)
+
+def _generated(arrays_of):
+    """The loader of an in-memory set: ``arrays_of(image_size, channels, validation_split) -> ImageArrays``."""
+    def load(name, **keywords):
+        from keras_resnets.data import loaders  # the tf.data pipelines: imported when first loaded
+
+        return loaders.load_generated(name, arrays_of, **keywords)
+
+    return load
+
+
+def _load_folder(name, *, data_dir=None, **keywords):
+    from keras_resnets.data import loaders
+
+    return loaders.load_folder(name, _folder_of(name, data_dir), **keywords)
+
+
+def _load_tfds(name, **keywords):
+    from keras_resnets.data import loaders
+
+    return loaders.load_tfds(name, **keywords)
+
+
+def _textured_digits(image_size, channels, validation_split):
+    from keras_resnets.data.textured_digits import load_textured_digits
+
+    return load_textured_digits(image_size or (32, 32), channels or 3, validation_split)
+
+
+_DIGITS = _generated(lambda image_size, channels, split: sources.load_digits(image_size or (32, 32), channels or 1,
+                                                                              split))
+_TEXTURED_DIGITS = _generated(_textured_digits)
 
 
 class ArraySplit:
@@ -96,7 +127,7 @@ def _in_memory_split(load_arrays):
 def _folder_split(name, config, split, data_dir, validation_split, limit):
     from keras_resnets.data import streaming
 
-    files, labels, _ = streaming.list_image_folder(data_dir if name == sources.FOLDER else name)
+    files, labels, _ = sources.list_image_folder(_folder_of(name, data_dir))
     if split != "all":
         _, held_out = streaming.holdout_indices(labels, validation_split, config.get("seed", 0))
         files, labels = files[held_out], labels[held_out]
@@ -186,8 +217,8 @@ def _check_segmentation_keywords(name, augment, expand, channels, image_size):
 def _load_shapes(name, *, batch_size=16, augment="none", expand=0, image_size=None, channels=None, seed=0,
                  num_train=512, num_validation=128, max_shapes=3, **_ignored):
     """The generated shapes: train, validation and test from three different seeds (test as big as
-    validation); the validation split is the one ``load_shapes`` and export use."""
-    from keras_resnets.data.datasets import DatasetInfo
+    validation)."""
+    from keras_resnets.data.datasets import DatasetInfo, channel_stats
     from keras_resnets.data.segmentation import SHAPE_CLASSES, make_shapes
 
     _check_segmentation_keywords(name, augment, expand, channels, image_size)
@@ -195,9 +226,7 @@ def _load_shapes(name, *, batch_size=16, augment="none", expand=0, image_size=No
     train = make_shapes(num_train, size, max_shapes, seed=seed)
     validation = make_shapes(num_validation, size, max_shapes, seed=seed + 1_000_003)
     test = make_shapes(num_validation, size, max_shapes, seed=seed + 2_000_003)
-    pixels = train[0].reshape(-1, 3).astype("float64")
-    mean = tuple(float(v) for v in pixels.mean(0))
-    std = tuple(float(max(v, 1e-3)) for v in pixels.std(0))
+    mean, std = channel_stats(train[0])
     info = DatasetInfo(name, len(SHAPE_CLASSES), SHAPE_CLASSES, (size, size, 3), mean, std,
                        num_train=num_train, num_validation=num_validation, num_test=num_validation)
     if not arrays.tensorflow_available():
@@ -237,18 +266,18 @@ def _load_pets(name, *, data_dir=None, batch_size=16, augment="none", expand=0, 
 
 _ENTRIES = (
     DatasetEntry("digits", CLASSIFICATION, "scikit-learn's 8x8 handwritten digits, embedded (offline)", True,
-                 loader=_load_classification, evaluation_split=_in_memory_split(_digits_arrays)),
+                 loader=_DIGITS, evaluation_split=_in_memory_split(_digits_arrays), mirrorable=False),
     DatasetEntry("textured_digits", CLASSIFICATION, "synthetic: the digits drawn through random affine maps on "
-                 "coloured textures with clutter; harder (offline)", True, loader=_load_classification,
-                 evaluation_split=_in_memory_split(_textured_digits_arrays)),
+                 "coloured textures with clutter; harder (offline)", True, loader=_TEXTURED_DIGITS,
+                 evaluation_split=_in_memory_split(_textured_digits_arrays), mirrorable=False),
     DatasetEntry("folder", CLASSIFICATION, "images under data_dir, one sub-folder per class", True,
-                 STREAMING_OPTIONS, _load_classification, _folder_split),
-    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_classification,
+                 STREAMING_OPTIONS, _load_folder, _folder_split),
+    DatasetEntry("cifar10", CLASSIFICATION, "TFDS CIFAR-10", False, STREAMING_OPTIONS, _load_tfds,
                  _tfds_split),
-    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, STREAMING_OPTIONS, _load_classification,
+    DatasetEntry("cifar100", CLASSIFICATION, "TFDS CIFAR-100", False, STREAMING_OPTIONS, _load_tfds,
                  _tfds_split),
     DatasetEntry("imagenette", CLASSIFICATION, "TFDS Imagenette (needs image_size)", False,
-                 STREAMING_OPTIONS, _load_classification, _tfds_split),
+                 STREAMING_OPTIONS, _load_tfds, _tfds_split),
     DatasetEntry("shapes", SEGMENTATION, "generated circles, rectangles, triangles on textures, exact masks "
                  "(offline)", True, ("num_train", "num_validation", "max_shapes"), _load_shapes),
     DatasetEntry("oxford_iiit_pet", SEGMENTATION, "TFDS Oxford-IIIT Pet trimaps: pet, background, border", False,
@@ -269,8 +298,64 @@ def get_dataset(name: str) -> DatasetEntry:
         return DATASETS[name]
     if os.path.isdir(os.path.expanduser(name)):
         return DATASETS[sources.FOLDER]
-    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_classification,
+    return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_tfds,
                         _tfds_split)
+
+
+def load_dataset(
+    name: str = sources.DIGITS,
+    *,
+    data_dir: str | None = None,
+    batch_size: int = 128,
+    augment: str = "none",
+    expand: int = 0,
+    image_size=None,
+    channels: int | None = None,
+    validation_split: float = 0.1,
+    seed: int = 0,
+    download: bool = False,
+    streaming="auto",
+    cache: bool = False,
+) -> DatasetPipelines:
+    """Load a dataset by name into training, validation and test pipelines (its registered loader).
+
+    Args:
+        name: ``"digits"`` (embedded, offline), ``"textured_digits"`` (synthetic, generated offline),
+            ``"folder"`` (images under ``data_dir``, one sub-folder per class), ``"shapes"``, or a TFDS
+            name (``cifar10``, ``cifar100``, ``imagenette``, ...): see :func:`get_dataset`.
+        data_dir: TFDS data dir, or the image folder for ``"folder"``.
+        batch_size: batch size of every pipeline.
+        augment: augmentation policy (``keras_resnets.data.augment.POLICIES``); applied on the fly
+            unless ``expand`` > 0.
+        expand: if > 0, enlarge the training set once with this many augmented copies (the CIFAR-10
+            study's static expansion) and do no on-the-fly augmentation.
+        image_size: ``(height, width)``; default 32x32 for digits and folders, native for TFDS
+            (datasets of varying size, such as imagenette, need it).
+        channels: 1 or 3; default 1 for digits, 3 for folders, native for TFDS.
+        validation_split: fraction of the training images held out for validation.
+        seed: seed of shuffling and augmentation (and of the hold-out for TFDS/folders).
+        download: let TFDS download a missing dataset (needs network).
+        streaming: ``"auto"`` (default), ``True`` or ``False``: read, decode and augment images on the
+            fly (``keras_resnets.data.streaming``) instead of holding them in memory. ``"auto"``
+            streams folders and TFDS datasets whose decoded training images exceed 256 MiB, and
+            always for the ImageNet policies (``imagenet_scale``, ``inception_crop``, which crop
+            the source images); the digits are always in memory.
+        cache: streaming only: keep the encoded files of a folder and the decoded evaluation
+            batches in memory (for small datasets read many times).
+
+    Returns:
+        ``Datasets`` with ``train(epochs, initial_epoch)``, ``validation``, ``test`` and ``info``.
+    """
+    entry = get_dataset(name)
+    return entry.loader(
+        name, mirrorable=entry.mirrorable, data_dir=data_dir, batch_size=batch_size, augment=augment, expand=expand,
+        image_size=image_size, channels=channels, validation_split=validation_split, seed=seed, download=download,
+        streaming=streaming, cache=cache)
+
+
+def flips_preserve_labels(name: str) -> bool:
+    """Whether a left-right mirror keeps the label of dataset ``name``'s images (not for digits)."""
+    return get_dataset(name).mirrorable
 
 
 def list_datasets(task: str | None = None) -> list:
@@ -296,6 +381,20 @@ def load(name: str, dataset_kwargs: dict | None = None, **keywords) -> DatasetPi
     if unknown:
         allowed = ", ".join(entry.options) or "none"
         raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}; allowed: {allowed}")
-    if entry.task == SEGMENTATION:
-        keywords.pop("validation_split", None)
-    return entry.loader(name, **keywords, **options)
+    return entry.loader(name, mirrorable=entry.mirrorable, **keywords, **options)
+
+
+def task_of(model: str, dataset: str):
+    """The ``Task`` of ``dataset`` (its entry's), checked against the model's family.
+
+    Raises:
+        ValueError: unknown model, or a segmentation model on a classification dataset (or the reverse).
+    """
+    from keras_resnets.models import get_entry
+
+    entry, task = get_entry(model), get_task(get_dataset(dataset).task)
+    if not task.fits_model_family(entry.family):
+        kind = next(name for name in TASKS if get_task(name).fits_model_family(entry.family))
+        raise ValueError(f"model {model!r} is a {kind} model but dataset {dataset!r} is a {task.name} dataset; "
+                         f"{kind} datasets: {', '.join(list_datasets(kind))}")
+    return task

@@ -95,48 +95,6 @@ def make_shapes(num_images: int, image_size: int = 64, max_shapes: int = 3, seed
     return images, masks
 
 
-def _pipeline(images, masks, mean, std, batch_size: int, shuffle_seed: int | None):
-    import tensorflow as tf
-
-    mean, std = np.asarray(mean, "float32"), np.asarray(std, "float32")
-    ds = tf.data.Dataset.from_tensor_slices((images, masks))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-
-    def normalise(image, mask):
-        return (tf.cast(image, tf.float32) - mean) / std, tf.cast(mask, tf.int32)
-
-    return ds.batch(batch_size).map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def _channel_stats(images: np.ndarray):
-    pixels = images.reshape(-1, images.shape[-1]).astype("float64")
-    return tuple(float(v) for v in pixels.mean(0)), tuple(float(max(v, 1e-3)) for v in pixels.std(0))
-
-
-def load_shapes(num_train: int = 512, num_validation: int = 128, image_size: int = 64, max_shapes: int = 3,
-                batch_size: int = 16, seed: int = 0):
-    """Train and validation pipelines of the shapes dataset.
-
-    Args:
-        num_train, num_validation: images per split (generated from different seeds).
-        image_size, max_shapes: see :func:`make_shapes`.
-        batch_size: batch size of both pipelines.
-        seed: seed of the generation and of the training shuffle.
-
-    Returns:
-        ``(train, validation, info)``: ``tf.data`` pipelines of ``(images, masks)`` and a
-        :class:`~keras_resnets.data.datasets.DatasetInfo`.
-    """
-    train_images, train_masks = make_shapes(num_train, image_size, max_shapes, seed=seed)
-    val_images, val_masks = make_shapes(num_validation, image_size, max_shapes, seed=seed + 1_000_003)
-    mean, std = _channel_stats(train_images)
-    info = DatasetInfo("shapes", len(SHAPE_CLASSES), SHAPE_CLASSES, (image_size, image_size, 3), mean, std,
-                       num_train=num_train, num_validation=num_validation)
-    return (_pipeline(train_images, train_masks, mean, std, batch_size, shuffle_seed=seed),
-            _pipeline(val_images, val_masks, mean, std, batch_size, shuffle_seed=None), info)
-
-
 def load_oxford_pets(data_dir=None, image_size: int = 128, batch_size: int = 16, download: bool = False,
                      border_label: int | None = 2, seed: int = 0):
     """Train and test pipelines of TFDS ``oxford_iiit_pet`` with its trimap masks.
@@ -154,8 +112,8 @@ def load_oxford_pets(data_dir=None, image_size: int = 128, batch_size: int = 16,
         seed: seed of the training shuffle.
 
     Returns:
-        ``(train, test, info)`` like :func:`load_shapes`; the normalisation statistics are the
-        ImageNet ones (0..255 scale), since the images vary in size.
+        ``(train, test, info)``: ``tf.data`` pipelines of ``(images, masks)`` and a ``DatasetInfo``; the
+        normalisation statistics are the ImageNet ones (0..255 scale), since the images vary in size.
 
     Raises:
         DatasetUnavailableError: the dataset is not prepared in ``data_dir`` and ``download`` is off,

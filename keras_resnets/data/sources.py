@@ -242,8 +242,6 @@ def load_folder(path: str, image_size=(32, 32), channels: int = 3, validation_sp
     """
     import tensorflow as tf
 
-    from keras_resnets.data.streaming import list_image_folder, warn_unreadable
-
     files, labels, class_names = list_image_folder(path)
     images = np.empty((len(files), *image_size, channels), np.uint8)
     readable = np.ones(len(files), bool)
@@ -261,3 +259,40 @@ def load_folder(path: str, image_size=(32, 32), channels: int = 3, validation_sp
     images, labels = images[readable], labels[readable]
     train, validation = _split_validation(images, labels, validation_split, seed)
     return ImageArrays(train, validation, validation, class_names)
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+UNREADABLE_PREFIX = "keras-resnets: warning: skipping unreadable image"
+
+
+def list_image_folder(path: str):
+    """Files and labels of ``path/<class name>/*.png|jpg|...`` (sorted, one sub-folder per class).
+
+    Returns:
+        ``(files, labels, class_names)``: numpy arrays of paths and int32 labels, list of names.
+
+    Raises:
+        DatasetUnavailableError: the folder does not exist or has fewer than 2 classes of images.
+    """
+    path = os.path.expanduser(path)
+    if not os.path.isdir(path):
+        raise DatasetUnavailableError(f"image folder {path!r} does not exist")
+    class_names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    files, labels = [], []
+    for index, class_name in enumerate(class_names):
+        for file in sorted(os.listdir(os.path.join(path, class_name))):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(os.path.join(path, class_name, file))
+                labels.append(index)
+    if len(class_names) < 2 or not files:
+        raise DatasetUnavailableError(
+            f"image folder {path!r} needs one sub-folder of images per class (at least 2 classes, "
+            f"files ending in {', '.join(IMAGE_EXTENSIONS)}); found {len(class_names)} classes, "
+            f"{len(files)} images"
+        )
+    return np.asarray(files), np.asarray(labels, np.int32), class_names
+
+
+def warn_unreadable(file: str) -> None:
+    """Name a skipped, unreadable image on stderr (the line the tf.data pipelines print)."""
+    print(f"{UNREADABLE_PREFIX} {file}", file=sys.stderr, flush=True)

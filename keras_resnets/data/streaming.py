@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from dataclasses import dataclass
 
@@ -40,45 +39,14 @@ except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pi
 from keras_resnets.data import augment as augment_lib
 from keras_resnets.data import imagenet
 from keras_resnets.data.datasets import Datasets, DatasetInfo, _normalizer, _options
+from keras_resnets.data.sources import UNREADABLE_PREFIX, DatasetUnavailableError, list_image_folder, tfds_split_names
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 STREAMING_MODES = ("auto", True, False)
 # Above this many decoded training bytes, "auto" streams (CIFAR-10's 50,000 32x32 RGB images,
 # 154 MB, stay in memory; 2,000 images of 224x224 do not).
 STREAMING_THRESHOLD_BYTES = 256 * 2**20
 STATS_SAMPLE = 256
 TFDS_SHUFFLE_BUFFER = 10_000
-UNREADABLE_PREFIX = "keras-resnets: warning: skipping unreadable image"
-
-
-def list_image_folder(path: str):
-    """Files and labels of ``path/<class name>/*.png|jpg|...`` (sorted, one sub-folder per class).
-
-    Returns:
-        ``(files, labels, class_names)``: numpy arrays of paths and int32 labels, list of names.
-
-    Raises:
-        DatasetUnavailableError: the folder does not exist or has fewer than 2 classes of images.
-    """
-    from keras_resnets.data.sources import DatasetUnavailableError
-
-    path = os.path.expanduser(path)
-    if not os.path.isdir(path):
-        raise DatasetUnavailableError(f"image folder {path!r} does not exist")
-    class_names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    files, labels = [], []
-    for index, class_name in enumerate(class_names):
-        for file in sorted(os.listdir(os.path.join(path, class_name))):
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(os.path.join(path, class_name, file))
-                labels.append(index)
-    if len(class_names) < 2 or not files:
-        raise DatasetUnavailableError(
-            f"image folder {path!r} needs one sub-folder of images per class (at least 2 classes, "
-            f"files ending in {', '.join(IMAGE_EXTENSIONS)}); found {len(class_names)} classes, "
-            f"{len(files)} images"
-        )
-    return np.asarray(files), np.asarray(labels, np.int32), class_names
 
 
 def holdout_indices(labels: np.ndarray, fraction: float, seed: int):
@@ -449,17 +417,10 @@ def sample_stats(split, image_fn, seed: int, image_shape, sample: int = STATS_SA
     total, squares, count = images.map(moments).reduce(
         (zeros, zeros, tf.constant(0.0, tf.float64)), lambda acc, m: (acc[0] + m[0], acc[1] + m[1], acc[2] + m[2]))
     if float(count) == 0:
-        from keras_resnets.data.sources import DatasetUnavailableError
-
-        raise DatasetUnavailableError(f"none of the {min(sample, len(split))} sampled training images could be read")
+            raise DatasetUnavailableError(f"none of the {min(sample, len(split))} sampled training images could be read")
     mean = total.numpy() / float(count)
     std = np.sqrt(np.maximum(squares.numpy() / float(count) - mean**2, 0.0))
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(max(v, 1e-3)), 4) for v in std)
-
-
-def warn_unreadable(file: str) -> None:
-    """Name a skipped, unreadable image on stderr (the line the tf.data pipelines print)."""
-    print(f"{UNREADABLE_PREFIX} {file}", file=sys.stderr, flush=True)
 
 
 def _channel_count(channels, default: int) -> int:
@@ -508,8 +469,6 @@ def stream_tfds(builder, name: str, *, batch_size: int, augment: str, image_size
     or ``validation`` where there is no test split.
     """
     _check_square(augment, image_size)
-    from keras_resnets.data.sources import tfds_split_names
-
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1); got {validation_split}")
     percent = int(round(100 * (1 - validation_split)))

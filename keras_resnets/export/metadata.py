@@ -193,14 +193,16 @@ def _tensor_name(tensor) -> str:
     return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
-def _metadata_buffer(*, name, description, version, per_pixel, mean, std, low, high, output_range, input_name,
-                     output_name) -> bytes:
-    """The ``ModelMetadata`` flatbuffer (slots numbered as in metadata_schema.fbs; a union takes two)."""
-    import flatbuffers
+class _FlatBuffer:
+    """A ``flatbuffers.Builder`` with the few writers the metadata tables need."""
 
-    b = flatbuffers.Builder(1024)
+    def __init__(self):
+        import flatbuffers
 
-    def table(fields):  # fields: (slot, kind, value) with kind "offset", "uint32", "int8", "uint8"
+        self.builder = flatbuffers.Builder(1024)
+
+    def table(self, fields):  # fields: (slot, kind, value) with kind "offset", "uint32", "int8", "uint8"
+        b = self.builder
         b.StartObject(max(slot for slot, _, _ in fields) + 1)
         for slot, kind, value in fields:
             if kind == "offset":
@@ -213,21 +215,28 @@ def _metadata_buffer(*, name, description, version, per_pixel, mean, std, low, h
                 b.PrependUint8Slot(slot, value, 0)
         return b.EndObject()
 
-    def vector(offsets):
-        b.StartVector(4, len(offsets), 4)
+    def vector(self, offsets):
+        self.builder.StartVector(4, len(offsets), 4)
         for offset in reversed(offsets):
-            b.PrependUOffsetTRelative(offset)
-        return b.EndVector()
+            self.builder.PrependUOffsetTRelative(offset)
+        return self.builder.EndVector()
 
-    def floats(values):
-        b.StartVector(4, len(values), 4)
+    def floats(self, values):
+        self.builder.StartVector(4, len(values), 4)
         for value in reversed(values):
-            b.PrependFloat32(value)
-        return b.EndVector()
+            self.builder.PrependFloat32(value)
+        return self.builder.EndVector()
 
-    def stats(maximum, minimum):  # Stats: max 0, min 1
-        max_vec, min_vec = floats(maximum), floats(minimum)
-        return table([(0, "offset", max_vec), (1, "offset", min_vec)])
+    def stats(self, maximum, minimum):  # Stats: max 0, min 1
+        max_vec, min_vec = self.floats(maximum), self.floats(minimum)
+        return self.table([(0, "offset", max_vec), (1, "offset", min_vec)])
+
+
+def _metadata_buffer(*, name, description, version, per_pixel, mean, std, low, high, output_range, input_name,
+                     output_name) -> bytes:
+    """The ``ModelMetadata`` flatbuffer (slots numbered as in metadata_schema.fbs; a union takes two)."""
+    fb = _FlatBuffer()
+    table, vector, floats, stats, b = fb.table, fb.vector, fb.floats, fb.stats, fb.builder
 
     s = b.CreateString
     # input: TensorMetadata name 0, description 1, content 3, process_units 4, stats 5, associated_files 6

@@ -8,9 +8,11 @@ import numpy as np
 
 from keras_resnets.export import metadata as tflite_metadata, ops as ops_report
 from keras_resnets.export.verify import METRIC_NAMES
-from keras_resnets.tasks import TASKS
+from keras_resnets.files import write_json
+from keras_resnets.tasks import TASKS, get_task
 
 UNRECORDED_TASK = TASKS[0]  # reports written before the task was recorded are classifiers'
+UNRECORDED_METRIC = get_task(UNRECORDED_TASK).export_metric
 
 SIDECAR_FORMAT = "keras_resnets.tflite/1"
 INDEX_NAME = "report"
@@ -49,18 +51,6 @@ def sidecar_metadata(source, runner, *, artifact_name: str, preprocessing: bool)
     }
 
 
-def write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def markdown_report(report: dict) -> str:
     """Human-readable version of one artifact's report."""
     lines = [f"# Export report: `{report['artifact']}`", ""]
@@ -70,21 +60,7 @@ def markdown_report(report: dict) -> str:
               f"- size: {report['size_bytes'] / 1024:.1f} KiB"]
     if report.get("size_vs_float32") is not None:
         lines.append(f"- size vs float32: {report['size_vs_float32']:.3f}x")
-    acc = report.get("accuracy")
-    if acc:
-        metric = acc.get("metric", "top1")
-        label = METRIC_NAMES[metric]
-        exported = acc.get(f"tflite_{metric}", acc.get(f"exported_{metric}", 0.0))
-        lines += ["", f"## Accuracy (held-out, task: {report.get('task', UNRECORDED_TASK)})", "",
-                  f"| samples | Keras {label} | exported {label} | drop (points) | agreement | max abs diff |",
-                  "|---|---|---|---|---|---|",
-                  f"| {acc['samples']} | {acc[f'keras_{metric}']:.2f}% | {exported:.2f}% | "
-                  f"{acc.get('drop_points', 0.0):.2f} | {acc.get('prediction_agreement', 100.0):.1f}% | "
-                  f"{acc['max_abs_diff']:.3g} |"]
-        if metric == "miou" and "keras_pixel_accuracy" in acc:
-            pixel = acc.get("tflite_pixel_accuracy", acc.get("exported_pixel_accuracy", 0.0))
-            lines += ["", f"Pixel accuracy: Keras {acc['keras_pixel_accuracy']:.2f}%, exported {pixel:.2f}% over "
-                      f"{acc['pixels']} labelled pixels (label {acc['ignore_label']} ignored); agreement is per pixel."]
+    lines += _accuracy_lines(report.get("accuracy"), report.get("task", UNRECORDED_TASK))
     lat = report.get("latency")
     if lat:
         spread = f", p10-p90 spread {lat['spread_ms']:.3f} ms" if "spread_ms" in lat else ""
@@ -111,25 +87,49 @@ def markdown_report(report: dict) -> str:
                   f"{'yes' if not c['failed_checks'] else ', '.join(c['failed_checks'])} |" for c in auto["candidates"]]
     lines += _keep_float_lines(report.get("keep_float"))
     lines += _sensitivity_lines(report.get("sensitivity"))
-    optimization = report.get("optimization")
-    if optimization:
-        lines += ["", "## QAT / pruning", ""]
-        if optimization.get("path") == "keras":
-            lines.append(f"- Keras 3 QAT (no bridge): {optimization['quantized_layers']} Conv2D/Dense layers fake-quantized, "
-                         f"{optimization['folded_batchnorms']} BatchNormalization folded, fine-tuned in "
-                         f"{optimization['fine_tune_seconds']:.1f} s")
-        else:
-            lines.append(f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
-                         f"{optimization['bridge_max_abs_diff']:.3g}")
-        lines.append(f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
-                     f"{optimization['fine_tuned_keras']:.2f}%")
-        if "pruning" in optimization:
-            p = optimization["pruning"]
-            lines.append(f"- pruning: target sparsity {p['target_sparsity']:.2f}, achieved {p['achieved_sparsity']:.3f} "
-                         f"over {p['pruned_layers']} layers")
-        if "qat" in optimization:
-            lines.append(f"- QAT scheme: {optimization['qat']['scheme']}")
+    lines += _optimization_lines(report.get("optimization"))
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_lines(acc, task: str) -> list:
+    if not acc:
+        return []
+    metric = acc.get("metric", UNRECORDED_METRIC)
+    label = METRIC_NAMES[metric]
+    exported = acc.get(f"tflite_{metric}", acc.get(f"exported_{metric}", 0.0))
+    lines = ["", f"## Accuracy (held-out, task: {task})", "",
+              f"| samples | Keras {label} | exported {label} | drop (points) | agreement | max abs diff |",
+              "|---|---|---|---|---|---|",
+              f"| {acc['samples']} | {acc[f'keras_{metric}']:.2f}% | {exported:.2f}% | "
+              f"{acc.get('drop_points', 0.0):.2f} | {acc.get('prediction_agreement', 100.0):.1f}% | "
+              f"{acc['max_abs_diff']:.3g} |"]
+    if "keras_pixel_accuracy" in acc:  # per-pixel tasks
+        pixel = acc.get("tflite_pixel_accuracy", acc.get("exported_pixel_accuracy", 0.0))
+        lines += ["", f"Pixel accuracy: Keras {acc['keras_pixel_accuracy']:.2f}%, exported {pixel:.2f}% over "
+                  f"{acc['pixels']} labelled pixels (label {acc['ignore_label']} ignored); agreement is per pixel."]
+    return lines
+
+
+def _optimization_lines(optimization) -> list:
+    if not optimization:
+        return []
+    lines = ["", "## QAT / pruning", ""]
+    if optimization.get("path") == "keras":
+        lines.append(f"- Keras 3 QAT (no bridge): {optimization['quantized_layers']} Conv2D/Dense layers fake-quantized, "
+                     f"{optimization['folded_batchnorms']} BatchNormalization folded, fine-tuned in "
+                     f"{optimization['fine_tune_seconds']:.1f} s")
+    else:
+        lines.append(f"- bridge (tf_keras rebuild) max abs diff before fine-tuning: "
+                     f"{optimization['bridge_max_abs_diff']:.3g}")
+    lines.append(f"- fine-tuned Keras {optimization['fine_tuned_keras_metric'].replace('_', ' ')}: "
+                 f"{optimization['fine_tuned_keras']:.2f}%")
+    if "pruning" in optimization:
+        p = optimization["pruning"]
+        lines.append(f"- pruning: target sparsity {p['target_sparsity']:.2f}, achieved {p['achieved_sparsity']:.3f} "
+                     f"over {p['pruned_layers']} layers")
+    if "qat" in optimization:
+        lines.append(f"- QAT scheme: {optimization['qat']['scheme']}")
+    return lines
 
 
 def _keep_float_lines(selection) -> list:
@@ -168,13 +168,13 @@ def write_index(export_dir: Path) -> None:
         acc, lat = report.get("accuracy") or {}, report.get("latency") or {}
         rows.append({"artifact": report["artifact"], "report": path.name, "task": report.get("task", UNRECORDED_TASK),
                      "precision": report.get("precision"), "size_bytes": report["size_bytes"],
-                     "top1": acc.get("tflite_top1"), "miou": acc.get("tflite_miou"),
+                     **{metric: acc.get(f"tflite_{metric}") for metric in METRIC_NAMES},
                      "drop_points": acc.get("drop_points"), "median_ms": lat.get("median_ms")})
     write_json(export_dir / f"{INDEX_NAME}.json", {"exports": rows})
     lines = ["# Exports", "", "| artifact | precision | size KiB | top-1 / mIoU | drop | median ms | report |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        score = r["top1"] if r["top1"] is not None else r["miou"]
+        score = next((r[metric] for metric in METRIC_NAMES if r[metric] is not None), None)
         lines.append(f"| `{r['artifact']}` | {r['precision']} | {r['size_bytes'] / 1024:.1f} | {_fmt(score)} | "
                      f"{_fmt(r['drop_points'])} | {_fmt(r['median_ms'], 3)} | [{r['report']}]({r['report'][:-5]}.md) |")
     (export_dir / f"{INDEX_NAME}.md").write_text("\n".join(lines) + "\n")
@@ -183,13 +183,13 @@ def write_index(export_dir: Path) -> None:
 def summary_line(report: dict) -> str:
     """One line: the exported metric vs Keras, the drop and the latency (``""`` when not measured)."""
     accuracy, latency = report.get("accuracy") or {}, report.get("latency") or {}
-    metric = accuracy.get("metric", "top1")
+    metric = accuracy.get("metric", UNRECORDED_METRIC)
     exported = accuracy.get(f"tflite_{metric}")
     if exported is None:
         return ""
     line = (f"{METRIC_NAMES[metric]} {exported:.2f}% vs Keras {accuracy[f'keras_{metric}']:.2f}% "
             f"(drop {accuracy['drop_points']:.2f} points)")
-    if metric == "miou":
+    if "tflite_pixel_accuracy" in accuracy:  # per-pixel tasks
         line += f", pixel accuracy {accuracy['tflite_pixel_accuracy']:.2f}%"
     if latency:
         spread = f" (p10-p90 spread {latency['spread_ms']:.3f} ms)" if "spread_ms" in latency else ""

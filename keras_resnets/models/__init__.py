@@ -2,7 +2,8 @@
 
 The registry (names, families, descriptions) loads without Keras; the builders import it on first use.
 """
-from keras_resnets.models.registry import create_model, get_entry, list_models, register_model
+from keras_resnets.models.factory import create_model
+from keras_resnets.models.registry import get_entry, list_models, register_model
 
 _LAZY = {
     "CifarResNet": "keras_resnets.models.resnet",

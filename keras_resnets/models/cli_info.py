@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from keras_resnets.models.profile import profile_model
-    from keras_resnets.models.registry import create_model
+    from keras_resnets.models.factory import create_model
 
     overrides = dict(args.set)
     if args.input_shape:

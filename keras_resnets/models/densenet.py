@@ -3,20 +3,17 @@
 :func:`DenseNet` builds any layout of dense blocks; growth rate ``k``, compression ``θ`` and the
 bottleneck (B) are keywords. :func:`CifarDenseNet` derives the block depth of the paper's CIFAR
 networks from their total depth ``L`` (3 blocks of (L-4)/3 plain or (L-4)/6 bottleneck layers).
-The keras.applications DenseNet121/169/201 are ported with their weights (``register_port``).
+The keras.applications DenseNet121/169/201 are ported with their weights (``keras_resnets.models.port``).
 """
 from __future__ import annotations
 
-import re
 
 import keras
-import numpy as np
 from keras import layers
 
 from keras_resnets.layers.activations import activation_layer, resolve_activation
 from keras_resnets.layers.dense import dense_block, dense_kernel_initializer, transition_layer
 from keras_resnets.models.base import allow_deep_graphs, classification_head, load_weights, model_input
-from keras_resnets.models.port import register_port
 
 DENSENET_STEMS = ("imagenet", "cifar")
 BN_EPSILON = 1.001e-5
@@ -170,41 +167,3 @@ def CifarDenseNet(depth: int = 40, *, growth_rate: int = 12, bottleneck: bool = 
 
 CifarDenseNet.forwards_to = DenseNet
 CifarDenseNet.fixed_keywords = ("block_depths", "stem")
-
-
-# --- keras.applications port ---------------------------------------------------------------------
-_KERAS_LAYER = re.compile(r"conv(\d+)_block(\d+)_(\d)_(conv|bn)$")
-_KERAS_TRANSITION = re.compile(r"pool(\d+)_(conv|bn)$")
-_LAYER_PARTS = {("0", "bn"): "bn1", ("1", "conv"): "conv1", ("1", "bn"): "bn2", ("2", "conv"): "conv2"}
-
-
-def _our_densenet_layer(keras_name: str) -> str:
-    """keras.applications DenseNet layer name -> keras_resnets layer name."""
-    fixed = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", "bn": "post_bn", "predictions": "predictions"}
-    if keras_name in fixed:
-        return fixed[keras_name]
-    m = _KERAS_LAYER.match(keras_name)
-    if m:
-        return f"block{int(m[1]) - 1}_layer{m[2]}_{_LAYER_PARTS[(m[3], m[4])]}"
-    m = _KERAS_TRANSITION.match(keras_name)
-    if m:
-        return f"transition{int(m[1]) - 1}_{m[2]}"
-    raise ValueError(f"unexpected layer {keras_name!r} in a keras.applications DenseNet")
-
-
-def _port_densenet(source: keras.Model, our_name: str) -> keras.Model:
-    """Copy a keras.applications DenseNet's weights into ``create_model(our_name)``; same predictions."""
-    from keras_resnets.models.port import application_kwargs
-    from keras_resnets.models.registry import create_model
-
-    target = create_model(our_name, **application_kwargs(source))
-    for layer in source.layers:
-        if layer.weights:
-            target.get_layer(_our_densenet_layer(layer.name)).set_weights(
-                [np.asarray(w) for w in layer.get_weights()])
-    return target
-
-
-for _depth in (121, 169, 201):
-    register_port(f"densenet{_depth}", lambda m, d=_depth: _port_densenet(m, f"densenet{d}"),
-                  our_name=f"densenet{_depth}", application=f"DenseNet{_depth}")

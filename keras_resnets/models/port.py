@@ -18,6 +18,8 @@ from typing import Callable
 import keras
 import numpy as np
 
+from keras_resnets.models.registry import build_registered
+
 # keras.applications model name -> converter(source_model) -> keras_resnets model
 _PORTS: dict[str, Callable[[keras.Model], keras.Model]] = {}
 # keras_resnets model name -> keras.applications constructor name (ImageNet weights exist there)
@@ -46,7 +48,6 @@ def from_keras_applications(model: keras.Model) -> keras.Model:
     Raises:
         ValueError: if ``model`` is not a keras.applications model with a registered port.
     """
-    _load_port_families()
     if not isinstance(model, keras.Model) or model.name not in _PORTS:
         got = getattr(model, "name", type(model).__name__)
         raise ValueError(f"no keras_resnets port for model {got!r}; ported keras.applications models: "
@@ -56,7 +57,6 @@ def from_keras_applications(model: keras.Model) -> keras.Model:
 
 def imagenet_model(name: str, **kwargs) -> keras.Model:
     """``create_model(name, weights="imagenet", **kwargs)``: load keras.applications weights and port them."""
-    _load_port_families()
     if name not in IMAGENET_PORTS:
         raise ValueError(f"no ImageNet weights for {name!r}; available for: {', '.join(sorted(IMAGENET_PORTS))}")
     changed = sorted(set(kwargs) - _APPLICATION_KEYWORDS)
@@ -73,11 +73,6 @@ def imagenet_model(name: str, **kwargs) -> keras.Model:
             f"put the weights file in ~/.keras/models/ (keras.utils.get_file's cache) and retry."
         ) from None
     return from_keras_applications(source)
-
-
-def _load_port_families() -> None:
-    """Import the model families so their ports are registered."""
-    import keras_resnets.models  # noqa: F401  (registers every family)
 
 
 # --- ResNet / ResNetV2 ------------------------------------------------------------------------------
@@ -115,10 +110,8 @@ def application_kwargs(source: keras.Model) -> dict:
 
 
 def _port_resnet(source: keras.Model, our_name: str, v2: bool) -> keras.Model:
-    from keras_resnets.models.registry import create_model
-
     layout = dict(downsample_position="last", stem_bias=True) if v2 else {}
-    target = create_model(our_name, **layout, **application_kwargs(source))
+    target = build_registered(our_name, **layout, **application_kwargs(source))
     weights = {layer.name: layer.get_weights() for layer in source.layers if layer.weights}
 
     mean_offsets = {}  # keras BN name -> constant to remove from its moving mean
@@ -154,3 +147,38 @@ for _depth in (50, 101, 152):
                   our_name=f"resnet{_depth}", application=f"ResNet{_depth}")
     register_port(f"resnet{_depth}v2", lambda m, d=_depth: _port_resnet(m, f"resnet{d}_v2", v2=True),
                   our_name=f"resnet{_depth}_v2", application=f"ResNet{_depth}V2")
+
+
+# --- DenseNet ---------------------------------------------------------------------
+_KERAS_LAYER = re.compile(r"conv(\d+)_block(\d+)_(\d)_(conv|bn)$")
+_KERAS_TRANSITION = re.compile(r"pool(\d+)_(conv|bn)$")
+_LAYER_PARTS = {("0", "bn"): "bn1", ("1", "conv"): "conv1", ("1", "bn"): "bn2", ("2", "conv"): "conv2"}
+
+
+def _our_densenet_layer(keras_name: str) -> str:
+    """keras.applications DenseNet layer name -> keras_resnets layer name."""
+    fixed = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", "bn": "post_bn", "predictions": "predictions"}
+    if keras_name in fixed:
+        return fixed[keras_name]
+    m = _KERAS_LAYER.match(keras_name)
+    if m:
+        return f"block{int(m[1]) - 1}_layer{m[2]}_{_LAYER_PARTS[(m[3], m[4])]}"
+    m = _KERAS_TRANSITION.match(keras_name)
+    if m:
+        return f"transition{int(m[1]) - 1}_{m[2]}"
+    raise ValueError(f"unexpected layer {keras_name!r} in a keras.applications DenseNet")
+
+
+def _port_densenet(source: keras.Model, our_name: str) -> keras.Model:
+    """Copy a keras.applications DenseNet's weights into ``create_model(our_name)``; same predictions."""
+    target = build_registered(our_name, **application_kwargs(source))
+    for layer in source.layers:
+        if layer.weights:
+            target.get_layer(_our_densenet_layer(layer.name)).set_weights(
+                [np.asarray(w) for w in layer.get_weights()])
+    return target
+
+
+for _depth in (121, 169, 201):
+    register_port(f"densenet{_depth}", lambda m, d=_depth: _port_densenet(m, f"densenet{d}"),
+                  our_name=f"densenet{_depth}", application=f"DenseNet{_depth}")

@@ -15,6 +15,8 @@ import re
 import importlib
 from typing import Callable, Union
 
+from keras_resnets.models.catalog import CATALOG
+
 # Keras is imported only when a model is built: names, families and descriptions (``keras-resnets list``)
 # come from the catalog (keras_resnets/models/catalog.py), whose builders are "module:function" references.
 
@@ -103,17 +105,12 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     )
 
 
-def create_model(name: str, **overrides):
-    """Build the registered model ``name``.
-
-    Args:
-        name: a name from :func:`list_models`.
-        **overrides: any keyword of the model's builder (see ``get_entry(name).keywords()``), e.g.
-            ``classes``, ``input_shape``, ``activation``, ``shortcut``, ``placement``, ``weights``.
-            ``weights="imagenet"`` goes through the keras.applications port where one exists.
+def model_keywords(name: str, overrides: dict) -> tuple:
+    """``(keywords, weights)``: the builder keywords of ``name`` with ``overrides`` applied, and the
+    ``weights`` asked for (``None`` when the builder takes none).
 
     Raises:
-        ValueError: unknown name or keyword, or an invalid value (named in the message).
+        ValueError: unknown name or keyword (naming the allowed ones).
     """
     entry = get_entry(name)
     entry.check_defaults()
@@ -122,11 +119,18 @@ def create_model(name: str, **overrides):
     if unknown:
         raise ValueError(f"unknown keyword {unknown[0]!r} for model {name!r}; allowed: {', '.join(allowed)}")
     kwargs = {**entry.defaults, **overrides}
-    weights = kwargs.pop("weights", None) if "weights" in allowed else None
-    if weights == "imagenet":
-        from keras_resnets.models.port import imagenet_model
+    return kwargs, kwargs.pop("weights", None) if "weights" in allowed else None
 
-        return imagenet_model(name, **kwargs)
+
+def build_registered(name: str, **overrides):
+    """Build the registered model ``name`` from its builder: ``create_model`` without the
+    ``weights="imagenet"`` port (``keras_resnets.models.port``), which builds through this.
+
+    Raises:
+        ValueError: unknown name or keyword, or an invalid value (named in the message).
+    """
+    kwargs, weights = model_keywords(name, overrides)
+    entry = get_entry(name)
     if "name" in builder_keywords(entry.builder):
         kwargs.setdefault("name", name)
     model = entry.builder(**kwargs)
@@ -137,4 +141,5 @@ def create_model(name: str, **overrides):
     return model
 
 
-from keras_resnets.models import catalog  # noqa: E402,F401  registers the named models (no Keras import)
+for _name, _builder, _keywords in CATALOG:  # the named models (keras_resnets/models/catalog.py)
+    register_model(_name, _builder, **_keywords)

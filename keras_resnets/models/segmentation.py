@@ -22,7 +22,8 @@ from keras import layers
 from keras_resnets.layers.activations import activation_layer, resolve_activation
 from keras_resnets.layers.context import BASIC_CONTEXT_LAYERS, CONTEXT_VARIANTS, context_module
 from keras_resnets.models.base import classification_head, load_weights, model_input
-from keras_resnets.models.registry import create_model, get_entry
+from keras_resnets.models.factory import create_model
+from keras_resnets.models.registry import get_entry
 
 OUTPUT_STRIDES = (8, 16, 32)
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (width, 3×3 convs) per block

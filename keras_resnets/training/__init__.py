@@ -10,7 +10,7 @@ _LAZY = {
     "compile_model": "keras_resnets.training.build",
     "load_matching_weights": "keras_resnets.training.build",
     "RunResult": "keras_resnets.training.loop",
-    "fit_model": "keras_resnets.training.loop",
+    "fit_model": "keras_resnets.training.steps",
     "train": "keras_resnets.training.loop",
     "resolve_jit_compile": "keras_resnets.training.steps",
     "RECIPES": "keras_resnets.training.recipes",

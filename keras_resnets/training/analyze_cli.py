@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "preact_resnet110", "preact_resnet164",
                   "resnet18", "resnet50")
@@ -70,9 +69,10 @@ def profile_models(names, input_shape=None) -> list:
 
 def run(args: argparse.Namespace) -> int:
     """Profile the models, measure gradient flow, write JSON + PNG and print tables."""
+    from keras_resnets.runs import timestamp
     from keras_resnets.training.analysis import gradient_flow, plot_gradient_flow
 
-    out = args.out or os.path.join("runs", f"analysis-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = args.out or os.path.join("runs", f"analysis-{timestamp()}")
     os.makedirs(out, exist_ok=True)
     rows = profile_models(args.models, args.input_shape)
     print(f"{'model':<22}{'input':<14}{'params':>14}{'GFLOPs':>10}")

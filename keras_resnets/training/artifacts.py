@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from keras_resnets.runs import atomic_write, default_run_name, write_json  # noqa: F401  (re-exported)
+from keras_resnets.files import atomic_write
 
 
 def read_history(path: str) -> dict:
@@ -90,23 +90,25 @@ _PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [24
                      [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]], np.uint8)
 
 
-def _colour(mask: np.ndarray) -> np.ndarray:
+def _colour(mask: np.ndarray, ignore_label=None) -> np.ndarray:
     palette = np.concatenate([_PALETTE, np.random.default_rng(0).integers(0, 255, (256, 3), dtype=np.uint8)])
-    palette[255] = 255
+    if ignore_label is not None:
+        palette[ignore_label % 256] = 255
     return palette[np.asarray(mask, np.int64) % 256]
 
 
 def plot_predictions(model, images: np.ndarray, masks: np.ndarray, mean, std, out_png: str,
-                     class_names=()) -> None:
+                     class_names=(), ignore_label=None) -> None:
     """Held-out images, their ground-truth masks and the model's predicted masks, one row each.
 
     Args:
         model: a per-pixel model (``(n, H, W, classes)`` scores).
         images: normalised images ``(n, H, W, C)``.
-        masks: ground truth ``(n, H, W)`` (255: ignored, drawn white).
+        masks: ground truth ``(n, H, W)`` (``ignore_label``: no class, drawn white).
         mean, std: the normalisation, to draw raw pixels.
         out_png: the PNG to write.
         class_names: legend of the colours.
+        ignore_label: the mask value of pixels without a class (the task's), or ``None``.
     """
     import matplotlib
 
@@ -118,7 +120,7 @@ def plot_predictions(model, images: np.ndarray, masks: np.ndarray, mean, std, ou
     if pixels.shape[-1] == 1:
         pixels = np.repeat(pixels, 3, axis=-1)
     fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
-    for row, panels in enumerate(zip(pixels, _colour(masks), _colour(predicted))):
+    for row, panels in enumerate(zip(pixels, _colour(masks, ignore_label), _colour(predicted))):
         for ax, panel, title in zip(axes[row], panels, ("image", "ground truth", "prediction")):
             ax.imshow(panel, interpolation="nearest")
             ax.set_axis_off()
@@ -130,8 +132,8 @@ def plot_predictions(model, images: np.ndarray, masks: np.ndarray, mean, std, ou
     names = list(class_names) or [f"class {i}" for i in range(classes)]
     colours = _colour(np.arange(len(names)))
     handles = [Patch(facecolor=colours[i] / 255, edgecolor="grey", label=name) for i, name in enumerate(names)]
-    if np.any(np.asarray(masks) == 255):
-        handles.append(Patch(facecolor="white", edgecolor="grey", label="ignored (255)"))
+    if ignore_label is not None and np.any(np.asarray(masks) == ignore_label):
+        handles.append(Patch(facecolor="white", edgecolor="grey", label=f"ignored ({ignore_label})"))
     fig.tight_layout(rect=(0, 0.06 * 4 / max(len(images), 4), 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=9, frameon=False,
                handlelength=1.2, handleheight=1.2, title="mask colours", title_fontsize=9)

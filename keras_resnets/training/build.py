@@ -158,7 +158,6 @@ def build_model(config: RunConfig, strategy=None, *, report: bool = False) -> ke
         report: print what ``init_from`` loaded, skipped and froze.
     """
     from keras_resnets.models import create_model
-    from keras_resnets.training.steps import recipe_of
 
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
@@ -174,7 +173,7 @@ def build_model(config: RunConfig, strategy=None, *, report: bool = False) -> ke
                         layer.trainable = False
                 if report:
                     print(init_report(net, config.init_from, loaded, frozen=config.freeze == "backbone"), flush=True)
-            compile_model(net, recipe_of(config), config.total_steps, jit_compile=config.jit_compile,
+            compile_model(net, recipes_lib.recipe_of(config), config.total_steps, jit_compile=config.jit_compile,
                           from_logits=config.classifier_activation is None, task=config.task)
     finally:
         keras.config.set_dtype_policy(previous_policy)

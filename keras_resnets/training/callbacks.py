@@ -4,7 +4,7 @@
 explodes); the checkpointing callbacks below consult it so that the checkpoints on disk always hold
 the last *good* weights.
 
-Every file is serialised in memory and then written by ``keras_resnets.runs.atomic_write``: a full
+Every file is serialised in memory and then written by ``keras_resnets.files.atomic_write``: a full
 disk is a plain ``OSError`` of one ``write``, never a half-written HDF5 file that h5py fails to
 close. At the end of an epoch the callbacks write, in this order, ``history.csv``, the checkpoints
 and last the resume state (the commit point): a failure at any step leaves a run that resumes from
@@ -22,7 +22,7 @@ import sys
 
 import keras
 
-from keras_resnets.runs import atomic_write, write_json
+from keras_resnets.files import atomic_write, write_json
 
 # A batch loss this many times its first value (at least 1) counts as exploding: warn once.
 EXPLOSION_FACTOR = 100.0

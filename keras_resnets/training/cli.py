@@ -16,16 +16,13 @@ import argparse
 import os
 import sys
 
-from keras_resnets.cli_args import add_options, keywords
+from keras_resnets.cli_args import DATA_FLAGS, RUN_FLAGS, add_options, keywords
 
 FLAGS = (
-    "--model", "--activation", "--model-arg", "--logits",
-    "--dataset", "--data-dir", "--dataset-arg", "--download", "--image-size", "--channels", "--validation-split",
-    "--augment", "--expand",
+    "--model", "--activation", "--model-arg", "--logits", *DATA_FLAGS, "--augment", "--expand",
     "--recipe", "--optimizer", "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--weight-decay-mode",
     "--schedule", "--lr-ratio", "--warmup-steps", "--init-from", "--freeze",
-    "--runs-dir", "--run-name", "--resume", "--continue-epochs", "--seed", "--deterministic", "--xla",
-    "--precision", "--quiet", "--distribute",
+    *RUN_FLAGS, "--continue-epochs", "--deterministic", "--precision", "--quiet", "--distribute",
 )
 
 

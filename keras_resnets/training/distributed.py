@@ -193,29 +193,20 @@ def initialize_cluster(cluster: ClusterSpec) -> None:
                            f"{cluster.num_processes} ({ENV_NUM_PROCESSES})")
 
 
-def _global_batch_size(arguments: dict) -> int:
-    from keras_resnets.training import recipes as recipes_lib
-
-    if arguments.get("datasets") is not None:
-        return arguments["datasets"].batch_size
-    from keras_resnets.training.steps import task_of
-
-    task = task_of(arguments["model"], arguments["dataset"])
-    name = arguments["recipe"] or recipes_lib.default_recipe(arguments["model"], task)
-    recipe = recipes_lib.get_recipe(name)
-    return recipes_lib.with_overrides(recipe, batch_size=arguments["batch_size"]).batch_size
-
-
-def train_distributed(train_fn, arguments: dict):
-    """Run ``train_fn(**arguments)`` data-parallel, as ``arguments["distribute"]`` says.
+def train_distributed(train_fn, mode: str, *, batch_size: int, run_name: str, strategy=None):
+    """Run ``train_fn(run_name, strategy)`` data-parallel, as ``mode`` says.
 
     Called by ``keras_resnets.training.train`` when ``distribute`` is given. With ``data_parallel``
-    every process of the cluster runs this with the same arguments; process 0 writes the run
-    directory, process ``i > 0`` writes ``<run_name>-worker<i>`` next to it.
+    every process of the cluster runs this with the same arguments; process 0 trains ``run_name``,
+    process ``i > 0`` writes ``<run_name>-worker<i>`` next to it.
 
     Args:
-        train_fn: ``keras_resnets.training.train``.
-        arguments: ``train``'s keyword arguments, ``distribute`` included.
+        train_fn: ``train_fn(run_name, strategy=None)`` trains one process's part (``train`` with
+            its arguments, the run name and the strategy given here).
+        mode: one of ``DISTRIBUTE_MODES``.
+        batch_size: the global batch, checked against the replicas.
+        run_name: the run's name (process 0's).
+        strategy: must be ``None`` (``strategy`` and ``distribute`` exclude each other).
 
     Returns:
         What ``train_fn`` returns.
@@ -226,19 +217,14 @@ def train_distributed(train_fn, arguments: dict):
     """
     import keras
 
-    from keras_resnets.runs import default_run_name
-
-    arguments = dict(arguments)
-    mode = arguments.pop("distribute")
     if mode not in DISTRIBUTE_MODES:
         raise ValueError(f"unknown distribute mode {mode!r}; allowed: {', '.join(DISTRIBUTE_MODES)}")
     backend = keras.backend.backend()
     if backend != REQUIRED_BACKEND[mode]:
         raise ValueError(f"distribute={mode!r} needs KERAS_BACKEND={REQUIRED_BACKEND[mode]}; the backend is "
                          f"{backend!r}")
-    if arguments.get("strategy") is not None:
+    if strategy is not None:
         raise ValueError("pass either strategy or distribute, not both")
-    batch_size = _global_batch_size(arguments)
 
     if mode == "mirrored":
         if os.environ.get("TF_CONFIG"):
@@ -247,7 +233,7 @@ def train_distributed(train_fn, arguments: dict):
                              "use KERAS_BACKEND=jax with distribute='data_parallel' for several machines")
         strategy = tf.distribute.MirroredStrategy()
         validate_global_batch(batch_size, strategy.num_replicas_in_sync)
-        return train_fn(**arguments, strategy=strategy)
+        return train_fn(run_name, strategy=strategy)
 
     import jax
 
@@ -257,11 +243,10 @@ def train_distributed(train_fn, arguments: dict):
         initialize_cluster(cluster)
     devices = jax.devices()
     validate_global_batch(batch_size, len(devices), what="devices of the cluster")
-    run_name = arguments.get("run_name") or default_run_name(arguments["model"], arguments["dataset"])
     if not cluster.is_chief:
         run_name = f"{run_name}-worker{cluster.process_id}"
     with keras.distribution.DataParallel(devices=devices).scope():
-        return train_fn(**{**arguments, "run_name": run_name})
+        return train_fn(run_name)
 
 
 def shard_ready(data):

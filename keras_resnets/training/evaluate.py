@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+from keras_resnets.checks import positive
+
 PROTOCOLS = ("centre_crop", "ten_crop", "multi_scale")
 SPLITS = ("test", "validation", "all")
 PAPER_SCALES = (224, 256, 384, 480, 640)
@@ -73,12 +75,6 @@ def _parse_scales(text):
     return scales
 
 
-def _positive_int(name: str, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
-
-
 def read_config(run_dir: str) -> dict:
     """The run's configuration, read through ``RunConfig`` (classification runs only).
 
@@ -125,8 +121,7 @@ def evaluate_run(run_dir: str, protocols=("centre_crop",), *, split: str = "test
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if which not in ("best", "final"):
         raise ValueError(f"unknown model choice {which!r}; allowed: best, final")
-    _positive_int("batch_size", batch_size)
-    _positive_int("limit", limit)
+    batch_size, limit = positive("batch_size", batch_size), positive("limit", limit)
     config = read_config(run_dir)
     from keras_resnets.runs import RunDir
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import keras
 
-from keras_resnets.runs import RunDir
+from keras_resnets.runs import DataOptions, RunDir, RunOptions
 from keras_resnets.training.build import add_l2_weight_decay, build_model, compile_model  # noqa: F401
 from keras_resnets.training.steps import (  # noqa: F401  (resolve_jit_compile, PRECISIONS: public names)
     AUTO,
     PRECISIONS,
     XLA_MODES,
+    TrainOptions,
     build_run_config,
+    check_resume_request,
     describe_recipe,
+    fit_model,
     fit_run,
     plan_run,
     prepare_data,
@@ -47,51 +49,6 @@ class RunResult:
     @property
     def run_dir(self) -> str:
         return self.paths["run_dir"]
-
-
-def package_version() -> str:
-    """The installed keras_resnets version (``unknown`` in a source tree that is not installed)."""
-    try:
-        from importlib.metadata import version
-
-        return version("keras_resnets")
-    except Exception:  # not installed (running from a source tree)
-        return "unknown"
-
-
-def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, validation_data=None,
-              callbacks=(), verbose="auto") -> keras.callbacks.History:
-    """Fit a compiled model: the one place where training iterates.
-
-    Args:
-        model: a compiled model.
-        data: a ``keras_resnets.data.Datasets`` or anything with its interface (its epoch-indexed
-            training pipeline and validation split are used), or anything ``Model.fit`` accepts (tf.data, ``PyDataset``, a tuple of
-            numpy arrays), e.g. for the JAX backend.
-        epochs: index of the last epoch + 1.
-        initial_epoch: first epoch to run (resume).
-        validation_data: validation input; defaults to ``data.validation`` for ``Datasets``.
-        callbacks: Keras callbacks.
-        verbose: Keras verbosity (``"auto"``: progress bar).
-    """
-    from keras_resnets.data.contract import DatasetPipelines
-
-    if isinstance(data, DatasetPipelines):
-        return model.fit(
-            data.train(epochs, initial_epoch),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=data.steps_per_epoch,
-            validation_data=data.validation if validation_data is None else validation_data,
-            callbacks=list(callbacks),
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, per epoch, from (seed, epoch)
-        )
-    if isinstance(data, tuple) and len(data) == 2:
-        return model.fit(*data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                         callbacks=list(callbacks), verbose=verbose)
-    return model.fit(data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                     callbacks=list(callbacks), verbose=verbose)
 
 
 def train(
@@ -190,17 +147,43 @@ def train(
         keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept).
     """
-    arguments = dict(locals())  # exactly train's arguments: the distributed path re-enters train with them
-    from keras_resnets.training import distributed
-
+    options = TrainOptions(
+        model=model, recipe=recipe, activation=activation, model_kwargs=dict(model_kwargs or {}),
+        classifier_activation=classifier_activation, continue_epochs=continue_epochs, init_from=init_from,
+        freeze=freeze, deterministic=deterministic, precision=precision,
+        recipe_overrides={k: v for k, v in dict(
+            epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            weight_decay_mode=weight_decay_mode, schedule=schedule, lr_ratio=lr_ratio, warmup_steps=warmup_steps,
+            augment=augment, expand=expand, optimizer=optimizer).items() if v is not None},
+        data=DataOptions(dataset, dataset_kwargs, data_dir, image_size, channels, validation_split, download),
+        run=RunOptions(runs_dir, run_name, resume, seed, xla),
+    )
     if distribute is not None:
-        return distributed.train_distributed(train, arguments)
-    plan = plan_run(arguments)
+        from keras_resnets.training import distributed
+
+        plan = plan_run(options)  # every argument checked before the cluster forms
+        return distributed.train_distributed(
+            lambda run_name, strategy=None: train_with(options.named(run_name), datasets, strategy, callbacks,
+                                                       verbose),
+            distribute, batch_size=datasets.batch_size if datasets is not None else plan.recipe.batch_size,
+            run_name=plan.run_name, strategy=strategy)
+    return train_with(options, datasets, strategy, callbacks, verbose)
+
+
+def train_with(options: TrainOptions, datasets=None, strategy=None, callbacks=(), verbose="auto") -> RunResult:
+    """``train`` from its typed options: plan, prepare data, build, create or open the run, fit, report.
+
+    Args:
+        options: the run's ``TrainOptions``.
+        datasets, strategy, callbacks, verbose: as for ``train``.
+    """
+    plan = plan_run(options)
+    resume, continue_epochs = options.run.resume, options.continue_epochs
     if resume:
-        run = RunDir.open(plan.runs_dir, plan.run_name)
+        run = RunDir.open(plan.run.runs_dir, plan.run_name)
         _check_or_release(run, plan)
     else:
-        RunDir.check_free(plan.runs_dir, plan.run_name)  # early: before any work
+        RunDir.check_free(plan.run.runs_dir, plan.run_name)  # early: before any work
         run = None
     try:
         if run is not None and run.is_completed() and not continue_epochs:
@@ -218,7 +201,7 @@ def train(
                 print(hint, flush=True)
         net = build_model(config, strategy, report=verbose != 0)
         if run is None:
-            run = RunDir.create(plan.runs_dir, plan.run_name, config)
+            run = RunDir.create(plan.run.runs_dir, plan.run_name, config)
         elif continue_epochs:
             run.write_config(config)
         return _fit_and_report(net, data, run, config, resume, callbacks, verbose)
@@ -228,8 +211,6 @@ def train(
 
 
 def _check_or_release(run: RunDir, plan) -> None:
-    from keras_resnets.training.steps import check_resume_request
-
     try:
         check_resume_request(run, plan)
     except Exception:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from keras_resnets.runs import RunConfig
+
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -189,3 +191,10 @@ def get_recipe(name: str) -> Recipe:
 def with_overrides(recipe: Recipe, **overrides) -> Recipe:
     """A copy of ``recipe`` with the non-``None`` ``overrides`` applied."""
     return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def recipe_of(config) -> Recipe:
+    """The recipe a ``RunConfig`` trains with (its name and fields)."""
+    fields = {k: getattr(config, k) for k in Recipe.__dataclass_fields__ if k in RunConfig.keys()}
+    base = RECIPES.get(config.recipe) or Recipe(config.recipe or "custom", "")
+    return with_overrides(base, **fields)

@@ -6,6 +6,7 @@ model built, so a failed ``train`` leaves nothing behind (docs/guarantees.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -14,8 +15,19 @@ from dataclasses import dataclass, field
 
 import keras
 
-from keras_resnets.runs import FREEZE_MODES, RunConfig, RunDir, RunError, RunWriteError, describe_differences
-from keras_resnets.tasks import TASKS, Task, get_task
+from keras_resnets.checks import positive
+from keras_resnets.environment import package_version
+from keras_resnets.runs import (
+    FREEZE_MODES,
+    MACHINE_KEYS,
+    DataOptions,
+    RunConfig,
+    RunDir,
+    RunOptions,
+    RunWriteError,
+    check_resumable,
+)
+from keras_resnets.tasks import Task, get_task
 from keras_resnets.training import recipes as recipes_lib
 from keras_resnets.training import schedules
 from keras_resnets.training.artifacts import read_history
@@ -32,42 +44,56 @@ from keras_resnets.training.callbacks import (
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 XLA_MODES = ("auto", "on", "off")
 AUTO = "auto"  # classifier_activation: the task's default
+RECIPE_ARGUMENTS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode", "schedule",
+                    "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")
 
 
-@dataclass
-class TrainPlan:
-    """A ``train`` call's arguments, validated (no data loaded, nothing written yet)."""
+@dataclass(frozen=True)
+class TrainOptions:
+    """A ``train`` call's arguments, typed: the model, the data and run options ``tune`` shares, the
+    recipe and the fields that override it, and the training choices. ``plan_run`` checks them.
+
+    Attributes:
+        recipe_overrides: the recipe fields given as arguments (``RECIPE_ARGUMENTS``), ``None`` left out.
+        The others: the ``train`` keywords of the same name.
+    """
 
     model: str
-    dataset: str
+    data: DataOptions
+    run: RunOptions
+    recipe: str | None = None
+    recipe_overrides: dict = field(default_factory=dict)
+    activation: str | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    classifier_activation: str | None = AUTO
+    continue_epochs: int | None = None
+    init_from: str | None = None
+    freeze: str = "none"
+    deterministic: bool = False
+    precision: str = "float32"
+
+    def named(self, run_name: str) -> "TrainOptions":
+        """These options with the run renamed (the workers of a distributed run)."""
+        return dataclasses.replace(self, run=self.run.named(run_name))
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """``TrainOptions`` checked and resolved (no data loaded, nothing written yet): the task, the
+    recipe with its overrides, the model keywords, the output activation, the run name, XLA."""
+
+    options: TrainOptions
     task: Task
     recipe: recipes_lib.Recipe
     model_kwargs: dict
-    dataset_kwargs: dict
     classifier_activation: str | None
-    data_options: dict
-    runs_dir: str
     run_name: str
-    resume: bool
-    continue_epochs: int | None
-    init_from: str | None
-    freeze: str
-    seed: int
-    deterministic: bool
-    precision: str
     jit_compile: bool
-    extra: dict = field(default_factory=dict)
     given: frozenset = frozenset()  # the recipe fields (and "recipe") set by an argument, not by the recipe
 
-
-def positive(name: str, value, kind=int):
-    """``value`` as a positive ``kind``, ``None`` kept; ``ValueError`` naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
-            or not value > 0:
-        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}; got {value!r}")
-    return kind(value)
+    model = property(lambda self: self.options.model)
+    data = property(lambda self: self.options.data)
+    run = property(lambda self: self.options.run)
 
 
 def validate_recipe(recipe: recipes_lib.Recipe) -> None:
@@ -124,23 +150,6 @@ def resolve_verbose(verbose):
     return verbose
 
 
-def task_of(model: str, dataset: str) -> Task:
-    """The task of ``dataset`` (registry), checked against the model's family.
-
-    Raises:
-        ValueError: unknown model, or a segmentation model on a classification dataset (or the reverse).
-    """
-    from keras_resnets.data.registry import get_dataset, list_datasets
-    from keras_resnets.models import get_entry
-
-    entry, task = get_entry(model), get_task(get_dataset(dataset).task)
-    if not task.fits_model_family(entry.family):
-        kind = next(name for name in TASKS if get_task(name).fits_model_family(entry.family))
-        raise ValueError(f"model {model!r} is a {kind} model but dataset {dataset!r} is a {task.name} dataset; "
-                         f"{kind} datasets: {', '.join(list_datasets(kind))}")
-    return task
-
-
 def _check_staging(init_from, freeze, resume, continue_epochs) -> None:
     if freeze not in FREEZE_MODES:
         raise ValueError(f"unknown freeze {freeze!r}; allowed: {', '.join(FREEZE_MODES)}")
@@ -153,40 +162,34 @@ def _check_staging(init_from, freeze, resume, continue_epochs) -> None:
         raise ValueError("continue_epochs needs resume=True (--resume): it adds epochs to a finished run")
 
 
-RECIPE_ARGUMENTS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "weight_decay_mode", "schedule",
-                    "lr_ratio", "warmup_steps", "augment", "expand", "optimizer")
-
-
-def plan_run(args: dict) -> TrainPlan:
-    """Validate ``train``'s arguments (everything that needs no data) into a ``TrainPlan``.
+def plan_run(options: TrainOptions) -> TrainPlan:
+    """Check ``train``'s options (everything that needs no data) into a ``TrainPlan``.
 
     Raises:
         ValueError: the first bad argument, naming its value and the allowed ones.
     """
-    from keras_resnets.runs import default_run_name
+    from keras_resnets.data.registry import task_of
 
-    task = task_of(args["model"], args["dataset"])
-    overrides = {k: args[k] for k in RECIPE_ARGUMENTS}
-    recipe = recipes_lib.with_overrides(recipes_lib.get_recipe(args["recipe"] or recipes_lib.default_recipe(args["model"], task)), **overrides)
+    task = task_of(options.model, options.data.dataset)
+    unknown = sorted(set(options.recipe_overrides) - set(RECIPE_ARGUMENTS))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a recipe field; allowed: {', '.join(RECIPE_ARGUMENTS)}")
+    base = recipes_lib.get_recipe(options.recipe or recipes_lib.default_recipe(options.model, task))
+    recipe = recipes_lib.with_overrides(base, **options.recipe_overrides)
     validate_recipe(recipe)
-    if args["precision"] not in PRECISIONS:
-        raise ValueError(f"unknown precision {args['precision']!r}; allowed: {', '.join(PRECISIONS)}")
-    _check_staging(args["init_from"], args["freeze"], args["resume"], args["continue_epochs"])
-    model_kwargs = dict(args["model_kwargs"] or {})
-    if args["activation"] is not None:
-        model_kwargs["activation"] = args["activation"]
-    activation = args["classifier_activation"]
-    data_options = {k: args[k] for k in ("data_dir", "image_size", "channels", "validation_split", "download")}
+    if options.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {options.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    _check_staging(options.init_from, options.freeze, options.run.resume, options.continue_epochs)
+    model_kwargs = dict(options.model_kwargs or {})
+    if options.activation is not None:
+        model_kwargs["activation"] = options.activation
+    activation = options.classifier_activation
     return TrainPlan(
-        model=args["model"], dataset=args["dataset"], task=task, recipe=recipe, model_kwargs=model_kwargs,
-        dataset_kwargs=dict(args["dataset_kwargs"] or {}),
+        options=options, task=task, recipe=recipe, model_kwargs=model_kwargs,
         classifier_activation=task.default_classifier_activation if activation == AUTO else activation,
-        data_options=data_options, runs_dir=args["runs_dir"],
-        run_name=args["run_name"] or default_run_name(args["model"], args["dataset"]), resume=args["resume"],
-        continue_epochs=args["continue_epochs"], init_from=args["init_from"], freeze=args["freeze"],
-        seed=args["seed"], deterministic=args["deterministic"], precision=args["precision"],
-        jit_compile=resolve_jit_compile(args["xla"]),
-        given=frozenset(k for k in (*RECIPE_ARGUMENTS, "recipe") if args[k] is not None),
+        run_name=options.run.name(options.model, options.data.dataset),
+        jit_compile=resolve_jit_compile(options.run.xla),
+        given=frozenset(options.recipe_overrides) | ({"recipe"} if options.recipe is not None else set()),
     )
 
 
@@ -228,58 +231,38 @@ def describe_recipe(config: RunConfig, given=frozenset()) -> str:
 
 def prepare_data(plan: TrainPlan, datasets=None):
     """Seed everything and load the dataset through the registry (or reuse ``datasets``)."""
-    from keras_resnets.data import registry
     from keras_resnets.training import distributed
 
-    keras.utils.set_random_seed(plan.seed)
-    if plan.deterministic and keras.backend.backend() == "tensorflow":
+    keras.utils.set_random_seed(plan.run.seed)
+    if plan.options.deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    data = datasets or registry.load(
-        plan.dataset, plan.dataset_kwargs, batch_size=plan.recipe.batch_size, augment=plan.recipe.augment,
-        expand=plan.recipe.expand, seed=plan.seed, **plan.data_options)
+    data = datasets or plan.data.load(batch_size=plan.recipe.batch_size, augment=plan.recipe.augment,
+                                      expand=plan.recipe.expand, seed=plan.run.seed)
     return distributed.shard_ready(data)  # unchanged unless a keras.distribution spans several devices
+
+
+def requested_values(plan: TrainPlan) -> dict:
+    """The ``config.json`` values a plan fixes before any data loads (what resume compares first;
+    the machine's keys, such as ``data_dir``, left out)."""
+    options = plan.options
+    recipe = {k: v for k, v in plan.recipe.to_dict().items() if k in RunConfig.keys() and v is not None}
+    values = {"model": plan.model, "model_kwargs": plan.model_kwargs, **plan.data.config_values(),
+              "task": plan.task.name, "classifier_activation": plan.classifier_activation,
+              "recipe": plan.recipe.name, **recipe, "init_from": options.init_from, "freeze": options.freeze,
+              "seed": plan.run.seed, "deterministic": options.deterministic, "precision": options.precision}
+    return {k: v for k, v in values.items() if k not in MACHINE_KEYS}
 
 
 def build_run_config(plan: TrainPlan, data) -> RunConfig:
     """The run's ``RunConfig``: the plan plus what the data tells (shapes, classes, normalisation, steps)."""
-    from keras_resnets.training.loop import package_version
-
     steps = data.steps_per_epoch
-    recipe = plan.recipe
-    epochs = recipe.epochs or math.ceil(recipe.iterations / steps)
-    recipe_values = {k: v for k, v in recipe.to_dict().items() if k in RunConfig.keys()}
-    image_size = plan.data_options["image_size"]
-    return RunConfig(
-        **data.info.to_config(), task=plan.task.name, model=plan.model, model_kwargs=plan.model_kwargs,
-        dataset_kwargs=plan.dataset_kwargs, data_dir=plan.data_options["data_dir"],
-        image_size=list(image_size) if image_size else None, channels=plan.data_options["channels"],
-        validation_split=plan.data_options["validation_split"], classifier_activation=plan.classifier_activation,
-        recipe=recipe.name, **{**recipe_values, "epochs": epochs}, init_from=plan.init_from, freeze=plan.freeze,
-        steps_per_epoch=steps, total_steps=epochs * steps, seed=plan.seed, deterministic=plan.deterministic,
-        precision=plan.precision, jit_compile=plan.jit_compile, backend=keras.backend.backend(),
-        keras_resnets_version=package_version(),
-    )
-
-
-def recipe_of(config: RunConfig) -> recipes_lib.Recipe:
-    """The recipe a ``RunConfig`` trains with (its name and fields)."""
-    fields = {k: getattr(config, k) for k in recipes_lib.Recipe.__dataclass_fields__ if k in RunConfig.keys()}
-    base = recipes_lib.RECIPES.get(config.recipe) or recipes_lib.Recipe(config.recipe or "custom", "")
-    return recipes_lib.with_overrides(base, **fields)
-
-
-def requested_values(plan: TrainPlan) -> dict:
-    """The ``config.json`` values a plan fixes before any data loads (what resume compares first)."""
-    recipe = {k: v for k, v in plan.recipe.to_dict().items() if k in RunConfig.keys() and v is not None}
-    image_size = plan.data_options["image_size"]
-    return {"model": plan.model, "model_kwargs": plan.model_kwargs, "dataset": plan.dataset, "task": plan.task.name,
-            "dataset_kwargs": plan.dataset_kwargs, "classifier_activation": plan.classifier_activation,
-            "recipe": plan.recipe.name, **recipe, "init_from": plan.init_from, "freeze": plan.freeze,
-            "seed": plan.seed, "deterministic": plan.deterministic, "precision": plan.precision,
-            "image_size": list(image_size) if image_size else None, "channels": plan.data_options["channels"],
-            "validation_split": plan.data_options["validation_split"]}
+    epochs = plan.recipe.epochs or math.ceil(plan.recipe.iterations / steps)
+    return RunConfig(**{
+        **requested_values(plan), **data.info.to_config(), "data_dir": plan.data.data_dir, "epochs": epochs,
+        "steps_per_epoch": steps, "total_steps": epochs * steps, "jit_compile": plan.jit_compile,
+        "backend": keras.backend.backend(), "keras_resnets_version": package_version()})
 
 
 def check_resume_request(run: RunDir, plan: TrainPlan) -> None:
@@ -290,21 +273,10 @@ def check_resume_request(run: RunDir, plan: TrainPlan) -> None:
     Raises:
         RunError: the settings differ.
     """
-    stored = run.read_config().to_dict()
     requested = requested_values(plan)
-    if plan.continue_epochs or (requested.get("epochs") is None):
+    if plan.options.continue_epochs or requested.get("epochs") is None:
         requested.pop("epochs", None)
-    differences = [(k, stored[k], v) for k, v in requested.items() if stored[k] != json_value(v)]
-    if differences:
-        raise RunError(f"cannot resume {run.path!r}: its config differs in {describe_differences(differences)}; "
-                       f"resume with the same settings or start a new run (--run-name)")
-
-
-def json_value(value):
-    """``value`` as ``config.json`` stores it (tuples become lists)."""
-    import json
-
-    return json.loads(json.dumps(value, default=str))
+    check_resumable(run.path, run.read_config().to_dict(), requested)
 
 
 def reconcile_resume(run: RunDir, config: RunConfig, continue_epochs: int | None) -> RunConfig:
@@ -319,12 +291,44 @@ def reconcile_resume(run: RunDir, config: RunConfig, continue_epochs: int | None
     if continue_epochs:
         config = config.replace(epochs=stored.epochs + continue_epochs,
                                 total_steps=(stored.epochs + continue_epochs) * config.steps_per_epoch)
-        stored = stored.replace(epochs=config.epochs, total_steps=config.total_steps)
-    differences = stored.differences(config)
-    if differences:
-        raise RunError(f"cannot resume {run.path!r}: its config differs in {describe_differences(differences)}; "
-                       f"resume with the same settings or start a new run (--run-name)")
+    ignore = MACHINE_KEYS + (("epochs", "total_steps") if continue_epochs else ())
+    check_resumable(run.path, stored.to_dict(), {k: v for k, v in config.to_dict().items() if k not in ignore})
     return config
+
+
+def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, validation_data=None,
+              callbacks=(), verbose="auto") -> keras.callbacks.History:
+    """Fit a compiled model: the one place where training iterates.
+
+    Args:
+        model: a compiled model.
+        data: a ``keras_resnets.data.Datasets`` or anything with its interface (its epoch-indexed
+            training pipeline and validation split are used), or anything ``Model.fit`` accepts (tf.data, ``PyDataset``, a tuple of
+            numpy arrays), e.g. for the JAX backend.
+        epochs: index of the last epoch + 1.
+        initial_epoch: first epoch to run (resume).
+        validation_data: validation input; defaults to ``data.validation`` for ``Datasets``.
+        callbacks: Keras callbacks.
+        verbose: Keras verbosity (``"auto"``: progress bar).
+    """
+    from keras_resnets.data.contract import DatasetPipelines
+
+    if isinstance(data, DatasetPipelines):
+        return model.fit(
+            data.train(epochs, initial_epoch),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=data.steps_per_epoch,
+            validation_data=data.validation if validation_data is None else validation_data,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, per epoch, from (seed, epoch)
+        )
+    if isinstance(data, tuple) and len(data) == 2:
+        return model.fit(*data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
+                         callbacks=list(callbacks), verbose=verbose)
+    return model.fit(data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
+                     callbacks=list(callbacks), verbose=verbose)
 
 
 def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(), verbose="auto"):
@@ -333,8 +337,6 @@ def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(
     Raises:
         RunWriteError: an artifact could not be written; the previous checkpoints are intact.
     """
-    from keras_resnets.training.loop import fit_model
-
     task = get_task(config.task)
     initial_epoch = backed_up_epoch(run.backup) if resume else 0
     previous_best = max(read_history(run.history).get(task.monitor, []), default=-math.inf)

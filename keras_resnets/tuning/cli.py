@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_resnets.cli_args import OwnedChoices, add_options, keywords
+from keras_resnets.cli_args import DATA_FLAGS, RUN_FLAGS, OwnedChoices, add_options, keywords
 
-SHARED_FLAGS = ("--model", "--model-arg", "--logits", "--recipe", "--dataset", "--data-dir", "--dataset-arg",
-                "--download", "--image-size", "--channels", "--validation-split", "--runs-dir", "--run-name",
-                "--resume", "--seed", "--xla")
+SHARED_FLAGS = ("--model", "--model-arg", "--logits", "--recipe", *DATA_FLAGS, *RUN_FLAGS)
 
 
 def _space_arg(text: str):

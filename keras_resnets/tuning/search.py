@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from keras_resnets.checks import positive
+from keras_resnets.runs import DataOptions, RunOptions, check_resumable, write_json
 from keras_resnets.training.listen import warn_if_public
 from keras_resnets.tuning.report import SEARCH_FILE, render_report
 from keras_resnets.tuning.space import SearchSpace
 
 PROJECT_NAME = "tune"
 # Settings a resumed search must share with the search it continues.
-_RESUME_KEYS = ("model", "dataset", "space", "tuner", "objective", "direction", "max_epochs", "max_trials",
+RESUME_KEYS = ("model", "dataset", "space", "tuner", "objective", "direction", "max_epochs", "max_trials",
                 "factor", "executions_per_trial", "recipe", "model_kwargs", "image_size", "channels",
                 "validation_split", "seed", "dataset_kwargs")
 
@@ -60,13 +61,6 @@ def distributed_role() -> str | None:
         raise ValueError(f"distributed search: KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not "
                          f"(KERASTUNER_TUNER_ID: 'chief' for the chief, 'tuner0', 'tuner1', ... for workers)")
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
-
-
-def _check_resume(stored: dict, settings: dict, tune_dir: str) -> None:
-    for key in _RESUME_KEYS:
-        if json.dumps(stored.get(key), sort_keys=True) != json.dumps(settings.get(key), sort_keys=True):
-            raise ValueError(f"cannot resume {tune_dir!r}: {key} was {stored.get(key)!r}, now {settings.get(key)!r}; "
-                             f"resume with the same settings or choose another run name")
 
 
 def _check_model_values(model: str, space: SearchSpace, datasets, model_kwargs: dict,
@@ -173,67 +167,85 @@ def tune(
             without ``resume``; a resume with different settings.
         keras_resnets.data.DatasetUnavailableError: the dataset's files are missing.
     """
-    from keras_resnets.runs import RunDir, write_json
+    plan = plan_search(
+        model, DataOptions(dataset, dataset_kwargs, data_dir, image_size, channels, validation_split, download),
+        RunOptions(runs_dir, run_name, resume, seed, xla), SearchSettings(
+            tuner, space, dict(space_overrides or {}), objective, direction, max_epochs, max_trials, factor,
+            executions_per_trial, early_stopping_patience),
+        recipe=recipe, model_kwargs=model_kwargs, classifier_activation=classifier_activation)
+    return run_search(plan, datasets, verbose)
+
+
+def run_search(plan: "SearchPlan", datasets=None, verbose: int = 0) -> SearchResult:
+    """Run a planned search: check or start its directory, load the data, check the model, search, report.
+
+    Args:
+        plan: a ``SearchPlan`` (``plan_search``).
+        datasets, verbose: as for ``tune``.
+    """
+    from keras_resnets.tuning.hypermodel import ResNetHyperModel
     from keras_resnets.tuning.tuners import build_tuner
 
-    plan = plan_search(model, dataset, space, space_overrides, tuner=tuner, objective=objective,
-                       direction=direction, recipe=recipe, classifier_activation=classifier_activation,
-                       model_kwargs=model_kwargs, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
-                       executions_per_trial=executions_per_trial,
-                       early_stopping_patience=early_stopping_patience, xla=xla)
-    role = _distributed_role_checked(run_name)
-    run_name = run_name or f"tune-{model}-{os.path.basename(os.path.normpath(dataset))}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tune_dir = RunDir(os.path.join(runs_dir, run_name)).tune
-    settings = {
-        "model": model, "dataset": dataset, "space": plan.space.to_dict(), "tuner": tuner,
-        "objective": plan.objective.name, "direction": plan.objective.direction, "max_epochs": max_epochs,
-        "max_trials": max_trials, "factor": factor, "executions_per_trial": executions_per_trial,
-        "early_stopping_patience": early_stopping_patience, "recipe": plan.recipe, "model_kwargs": plan.model_kwargs,
-        "classifier_activation": plan.classifier_activation, "data_dir": data_dir,
-        "image_size": list(image_size) if image_size else None, "channels": channels,
-        "validation_split": validation_split, "seed": seed, "xla": xla, "jit_compile": plan.jit_compile,
-        "task": plan.task.name, "dataset_kwargs": dict(dataset_kwargs or {}),
-    }
-    search_file = os.path.join(tune_dir, SEARCH_FILE)
-    if role != "worker":
-        _check_search_file(search_file, settings, tune_dir, resume, run_name)
-    if role != "chief" and datasets is None:
-        from keras_resnets.data import registry
-
-        datasets = registry.load(dataset, dataset_kwargs, data_dir=data_dir, batch_size=plan.base_recipe.batch_size,
-                                 augment=plan.base_recipe.augment, image_size=image_size, channels=channels,
-                                 validation_split=validation_split, seed=seed, download=download)
+    record, search_file = plan.to_dict(), os.path.join(plan.tune_dir, SEARCH_FILE)
+    if plan.role != "worker":
+        _check_search_file(search_file, record, plan.tune_dir, plan.run.resume, plan.run_name)
+    if plan.role != "chief" and datasets is None:
+        datasets = plan.data.load(batch_size=plan.base_recipe.batch_size, augment=plan.base_recipe.augment,
+                                  seed=plan.run.seed)
     if datasets is not None:
-        _check_model_values(model, plan.space, datasets, plan.model_kwargs, plan.classifier_activation)
-
-    from keras_resnets.tuning.hypermodel import ResNetHyperModel
-
+        _check_model_values(plan.model, plan.space, datasets, plan.model_kwargs, plan.classifier_activation)
+    how = plan.settings
     hypermodel = ResNetHyperModel(
-        model, plan.space, datasets, epochs=max_epochs, recipe=plan.base_recipe, model_kwargs=plan.model_kwargs,
-        classifier_activation=plan.classifier_activation, objective=plan.objective,
-        early_stopping_patience=early_stopping_patience, jit_compile=plan.jit_compile, seed=seed, task=plan.task,
+        plan.model, plan.space, datasets, epochs=how.max_epochs, recipe=plan.base_recipe,
+        model_kwargs=plan.model_kwargs, classifier_activation=plan.classifier_activation, objective=plan.objective,
+        early_stopping_patience=how.early_stopping_patience, jit_compile=plan.jit_compile,
+        seed=plan.run.seed, task=plan.task,
     )
-    os.makedirs(tune_dir, exist_ok=True)
-    if role != "worker" and not os.path.exists(search_file):
-        write_json(search_file, settings)
+    os.makedirs(plan.tune_dir, exist_ok=True)
+    if plan.role != "worker" and not os.path.exists(search_file):
+        write_json(search_file, record)
     search_tuner = build_tuner(
-        tuner, hypermodel, objective=plan.objective, directory=os.path.join(runs_dir, run_name),
-        project_name=PROJECT_NAME, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
-        executions_per_trial=executions_per_trial, seed=seed,
+        how.tuner, hypermodel, objective=plan.objective,
+        directory=os.path.join(plan.run.runs_dir, plan.run_name), project_name=PROJECT_NAME,
+        max_epochs=how.max_epochs, max_trials=how.max_trials,
+        factor=how.factor, executions_per_trial=how.executions_per_trial,
+        seed=plan.run.seed,
     )
-    print(f"search: {plan.describe(tuner, max_epochs)} -> {tune_dir}", flush=True)
+    print(f"search: {plan.describe()} -> {plan.tune_dir}", flush=True)
     search_tuner.search(verbose=verbose)
-    if role == "worker":
-        return SearchResult(tune_dir=tune_dir, best=None, paths={}, trials=[])
-    report = render_report(tune_dir)
-    return SearchResult(tune_dir=tune_dir, best=report["best"], paths=report["paths"], trials=report["trials"])
+    if plan.role == "worker":
+        return SearchResult(tune_dir=plan.tune_dir, best=None, paths={}, trials=[])
+    report = render_report(plan.tune_dir)
+    return SearchResult(tune_dir=plan.tune_dir, best=report["best"], paths=report["paths"], trials=report["trials"])
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How to search, as given to ``tune`` (unchecked): the tuner, the space and its overrides, the
+    objective and its direction, the trial budget."""
+
+    tuner: str = "grid"
+    space: object = None
+    space_overrides: dict = field(default_factory=dict)
+    objective: str | None = None
+    direction: str | None = None
+    max_epochs: int = 10
+    max_trials: int | None = None
+    factor: int = 3
+    executions_per_trial: int = 1
+    early_stopping_patience: int | None = None
 
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """A search's checked choices, before any data loads: the task, the space, the objective, the
-    recipe every trial starts from, the output activation, the fixed model keywords, XLA."""
+    """A search's checked choices, before any data loads: the model, the data and run options it
+    shares with ``train``, the task, the space, the objective, the recipe every trial starts from,
+    the output activation, the fixed model keywords, XLA, this process's role and the run name."""
 
+    model: str
+    data: DataOptions
+    run: RunOptions
+    settings: SearchSettings
     task: object
     space: SearchSpace
     objective: object
@@ -242,32 +254,55 @@ class SearchPlan:
     classifier_activation: str | None
     model_kwargs: dict
     jit_compile: bool
+    role: str | None
+    run_name: str
 
-    def describe(self, tuner: str, max_epochs: int) -> str:
+    @property
+    def tune_dir(self) -> str:
+        from keras_resnets.runs import RunDir
+
+        return RunDir(os.path.join(self.run.runs_dir, self.run_name)).tune
+
+    def to_dict(self) -> dict:
+        """``search.json``: the search's settings (the ones of ``RESUME_KEYS`` must match on resume)."""
+        settings = self.settings
+        return {
+            "model": self.model, **self.data.config_values(), "space": self.space.to_dict(),
+            "tuner": settings.tuner, "objective": self.objective.name, "direction": self.objective.direction,
+            "max_epochs": settings.max_epochs, "max_trials": settings.max_trials, "factor": settings.factor,
+            "executions_per_trial": settings.executions_per_trial,
+            "early_stopping_patience": settings.early_stopping_patience, "recipe": self.recipe,
+            "model_kwargs": self.model_kwargs, "classifier_activation": self.classifier_activation,
+            "seed": self.run.seed, "xla": self.run.xla, "jit_compile": self.jit_compile, "task": self.task.name,
+        }
+
+    def describe(self) -> str:
         size = self.space.grid_size
         values = ", ".join(f"{k} {list(v)}" for k, v in self.space.values.items())
-        return (f"{tuner} over {values}{f' ({size} cells)' if size else ''}, {max_epochs} epochs per trial, "
+        return (f"{self.settings.tuner} over {values}{f' ({size} cells)' if size else ''}, "
+                f"{self.settings.max_epochs} epochs per trial, "
                 f"objective {self.objective.name} ({self.objective.direction})")
 
 
-def plan_search(model: str, dataset: str, space, space_overrides, *, tuner: str, objective, direction, recipe,
-                classifier_activation, model_kwargs, max_epochs, max_trials, factor, executions_per_trial,
-                early_stopping_patience, xla) -> SearchPlan:
+def plan_search(model: str, data: DataOptions, run: RunOptions, settings: SearchSettings, *, recipe=None,
+                model_kwargs=None, classifier_activation="auto") -> SearchPlan:
     """Check every choice of :func:`tune` that needs no data (each error one line, naming the value).
 
     The task (from the dataset, checked against the model's family) gives the default space, the
     values its data allows, the objectives, the default recipe and the output activation.
     """
+    from keras_resnets.data.registry import task_of
     from keras_resnets.training import get_recipe, resolve_jit_compile
     from keras_resnets.training.recipes import default_recipe
-    from keras_resnets.training.steps import task_of
     from keras_resnets.tuning.tuners import make_objective, validate_settings
 
-    task = task_of(model, dataset)
-    search_space = SearchSpace.from_spec(task.default_space if space is None else space, space_overrides)
-    validate_settings(tuner, search_space, max_epochs=max_epochs, max_trials=max_trials, factor=factor,
-                      executions_per_trial=executions_per_trial)
-    search_objective = make_objective(objective, direction, task)
+    task = task_of(model, data.dataset)
+    search_space = SearchSpace.from_spec(task.default_space if settings.space is None else settings.space,
+                                         settings.space_overrides)
+    validate_settings(settings.tuner, search_space, max_epochs=settings.max_epochs,
+                      max_trials=settings.max_trials, factor=settings.factor,
+                      executions_per_trial=settings.executions_per_trial)
+    search_objective = make_objective(settings.objective, settings.direction, task)
     recipe = recipe or default_recipe(model, task)
     base_recipe = get_recipe(recipe)
     if classifier_activation == "auto":
@@ -278,12 +313,11 @@ def plan_search(model: str, dataset: str, space, space_overrides, *, tuner: str,
     overlap = sorted(set(model_kwargs) & set(search_space.values))
     if overlap:
         raise ValueError(f"model keyword {overlap[0]!r} is both fixed (model_kwargs) and searched (space)")
-    jit_compile = resolve_jit_compile(xla)
-    if early_stopping_patience is not None and (not isinstance(early_stopping_patience, int)
-                                                or early_stopping_patience < 1):
-        raise ValueError(f"early_stopping_patience must be a positive integer or None; got {early_stopping_patience!r}")
-    return SearchPlan(task, search_space, search_objective, recipe, base_recipe, classifier_activation, model_kwargs,
-                      jit_compile)
+    jit_compile = resolve_jit_compile(run.xla)
+    positive("early_stopping_patience", settings.early_stopping_patience)
+    role = _distributed_role_checked(run.run_name)
+    return SearchPlan(model, data, run, settings, task, search_space, search_objective, recipe, base_recipe,
+                      classifier_activation, model_kwargs, jit_compile, role, run.name(model, data.dataset, "tune-"))
 
 
 def _distributed_role_checked(run_name) -> str | None:
@@ -304,6 +338,7 @@ def _check_search_file(search_file: str, settings: dict, tune_dir: str, resume: 
             raise ValueError(f"a search already exists in {tune_dir!r}; pass resume=True (--resume) to continue "
                              f"it or choose another run name (--run-name)")
         with open(search_file) as f:
-            _check_resume(json.load(f), settings, tune_dir)
+            stored = json.load(f)
+        check_resumable(tune_dir, stored, {key: settings.get(key) for key in RESUME_KEYS})
     elif resume:
         raise ValueError(f"cannot resume: {search_file!r} does not exist (no search named {run_name!r})")

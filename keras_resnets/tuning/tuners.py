@@ -24,6 +24,7 @@ import keras
 import keras_tuner
 from keras_tuner.src.tuners import gridsearch
 
+from keras_resnets.checks import positive
 from keras_resnets.tuning.report import EPOCHS_FILE
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
@@ -200,9 +201,8 @@ def validate_settings(name: str, space, *, max_epochs: int, max_trials: int | No
     if name not in TUNERS:
         raise ValueError(f"unknown tuner {name!r}; allowed: {', '.join(TUNERS)}")
     counts = (("max_epochs", max_epochs), ("executions_per_trial", executions_per_trial))
-    for label, value in counts + ((("max_trials", max_trials),) if max_trials is not None else ()):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer; got {value!r}")
+    for label, value in counts + (("max_trials", max_trials),):
+        positive(label, value, optional=label == "max_trials")
     if name == "hyperband" and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 2):
         raise ValueError(f"factor must be an integer >= 2; got {factor!r}")
     if name == "grid" and space.grid_size is None:

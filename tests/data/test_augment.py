@@ -96,7 +96,7 @@ def test_apply_policy_maps_a_batched_dataset(batch):
 
 def test_digits_are_cropped_but_never_mirrored(batch):
     """A mirrored digit is another symbol: on digit sets crop_flip crops only (pad scaled to the size)."""
-    from keras_resnets.data.augment import flips_preserve_labels
+    from keras_resnets.data.registry import flips_preserve_labels
 
     assert not flips_preserve_labels("digits") and not flips_preserve_labels("textured_digits")
     assert flips_preserve_labels("cifar10")

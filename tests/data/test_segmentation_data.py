@@ -4,7 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from keras_resnets.data.segmentation import SHAPE_CLASSES, load_oxford_pets, load_shapes, make_shapes
+from keras_resnets.data import registry
+from keras_resnets.data.segmentation import SHAPE_CLASSES, load_oxford_pets, make_shapes
 from keras_resnets.data.sources import DatasetUnavailableError
 
 pytestmark = pytest.mark.tf_only
@@ -37,8 +38,9 @@ def test_shape_pixels_are_flat_coloured_and_the_background_is_textured():
 
 
 def test_shapes_pipeline_is_normalised_with_int32_masks():
-    train, validation, info = load_shapes(num_train=32, num_validation=8, image_size=32, batch_size=8)
-    images, masks = next(iter(train))
+    data = registry.load("shapes", {"num_train": 32, "num_validation": 8}, image_size=(32, 32), batch_size=8)
+    validation, info = data.validation, data.info
+    images, masks = next(iter(data.train(1)))
     assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32)
     assert images.dtype.name == "float32" and masks.dtype.name == "int32"
     assert info.num_classes == 4 and info.class_names == SHAPE_CLASSES
@@ -66,14 +68,16 @@ def test_segmentation_model_learns_the_shapes():
 
     start = time.time()
     keras.utils.set_random_seed(0)
-    train, validation, info = load_shapes(num_train=512, num_validation=64, image_size=64, batch_size=16, seed=0)
+    data = registry.load("shapes", {"num_train": 512, "num_validation": 64}, image_size=(64, 64), batch_size=16,
+                         seed=0)
+    validation, info = data.validation, data.info
     model = keras_resnets.create_model("dilated_resnet18_seg", input_shape=info.image_shape,
                                        classes=info.num_classes, context=None,
                                        backbone_kwargs={"stage_widths": STAGE_WIDTHS})
     model.compile(keras.optimizers.Adam(5e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
                   metrics=[MeanIoU(info.num_classes)])
-    model.fit(train, epochs=EPOCHS, verbose=0)
+    model.fit(data.train(EPOCHS), epochs=EPOCHS, steps_per_epoch=data.steps_per_epoch, shuffle=False, verbose=0)
     metric = MeanIoU(info.num_classes)
     for images, masks in validation:
         metric.update_state(masks, model(images, training=False))

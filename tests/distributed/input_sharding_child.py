@@ -26,17 +26,16 @@ def main():
                         image_size=RUN["image_size"], validation_split=RUN["validation_split"], seed=0,
                         streaming=True)
 
-    def recording_train(**arguments):
+    def recording_train(placed_run_name, strategy=None):
         mine = distributed.shard_ready(data)  # inside the cluster and its DataParallel scope, as train does
         mean, std = np.asarray(data.info.mean), np.asarray(data.info.std)
         levels = [int(round(float((x * std + mean).mean(axis=(1, 2, 3))[i])))
                   for x, _ in ((x.numpy(), y) for x, y in mine.train(1)) for i in range(len(x))]
         with open(out_json, "w") as f:
             json.dump({"levels": levels, "batch_size": mine.batch_size, "steps": mine.steps_per_epoch}, f)
-        return train(**arguments, datasets=data)
+        return train(**RUN, runs_dir=runs_dir, run_name=placed_run_name, datasets=data, strategy=strategy)
 
-    arguments = {**RUN, "runs_dir": runs_dir, "run_name": run_name, "distribute": "data_parallel"}
-    distributed.train_distributed(recording_train, arguments)
+    distributed.train_distributed(recording_train, "data_parallel", batch_size=RUN["batch_size"], run_name=run_name)
 
 
 if __name__ == "__main__":

@@ -30,16 +30,17 @@ def seg_run(tmp_path_factory):
     import keras
 
     import keras_resnets
-    from keras_resnets.data.segmentation import load_shapes
+    from keras_resnets.data import registry
 
     keras.utils.set_random_seed(0)
-    train, _, info = load_shapes(image_size=SIZE, batch_size=16, seed=0, **SHAPES)
+    data = registry.load("shapes", SHAPES, image_size=(SIZE, SIZE), batch_size=16, seed=0)
+    info = data.info
     model_kwargs = {"context": None, "output_stride": 8, "backbone_kwargs": {"stage_widths": [8, 16, 32, 64]}}
     model = keras_resnets.create_model("dilated_resnet18_seg", input_shape=info.image_shape, classes=info.num_classes,
                                        **model_kwargs)
     model.compile(keras.optimizers.Adam(1e-2),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255))
-    model.fit(train, epochs=10, verbose=0)
+    model.fit(data.train(10), epochs=10, steps_per_epoch=data.steps_per_epoch, shuffle=False, verbose=0)
     run = tmp_path_factory.mktemp("runs") / "shapes"
     run.mkdir()
     model.save(run / "best.keras")

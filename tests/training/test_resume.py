@@ -22,7 +22,7 @@ def _run(*args, timeout=480):
 def _weights(path):
     import keras
 
-    import keras_resnets.models  # noqa: F401  (registers the custom layers for loading)
+    import keras_resnets.layers  # noqa: F401  (registers the custom layers for loading)
 
     return [np.asarray(w) for w in keras.saving.load_model(path).get_weights()]
 

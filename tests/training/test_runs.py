@@ -231,3 +231,12 @@ def test_16_11_progress_is_one_line_per_epoch_when_stdout_is_not_a_terminal(tmp_
     assert "\r" not in out and "\b" not in out
     assert [line for line in out.splitlines() if line.startswith("Epoch ")] == ["Epoch 1/2", "Epoch 2/2"]
     assert len(out.splitlines()) <= 8
+
+
+def test_resume_comparison_names_the_keys_and_compares_as_json_stores():
+    """check_resumable: the one comparison train's and tune's resume make (tuples equal the stored lists)."""
+    from keras_resnets.runs import check_resumable
+
+    check_resumable("runs/r", {"image_size": [32, 32], "lr": 0.1}, {"image_size": (32, 32), "lr": 0.1})
+    with pytest.raises(RunError, match=r"cannot resume 'runs/r': its config differs in lr \(was 0.1, now 0.2\); "):
+        check_resumable("runs/r", {"image_size": [32, 32], "lr": 0.1}, {"image_size": (32, 32), "lr": 0.2})

@@ -164,17 +164,17 @@ def test_train_and_tune_take_every_shared_cli_option_as_a_keyword():
         assert names <= set(inspect.signature(function).parameters), names - set(inspect.signature(function).parameters)
 
 
-def test_no_training_function_is_longer_than_sixty_lines():
-    """train in steps: every function of keras_resnets/training has at most 60 lines below its docstring."""
-    import ast
-    import glob
+def test_the_shared_data_and_run_options_are_the_fields_of_their_options_objects():
+    """The CLI's data and run options are exactly DataOptions' and RunOptions' fields, which train and tune share."""
+    import argparse
+    import dataclasses
 
-    folder = os.path.join(os.path.dirname(__file__), "..", "..", "keras_resnets", "training")
-    long = []
-    for path in glob.glob(os.path.join(folder, "*.py")):
-        for node in ast.walk(ast.parse(open(path).read())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
-                if node.end_lineno - body[0].lineno + 1 > 60:
-                    long.append(f"{os.path.basename(path)}:{node.name}")
-    assert long == []
+    from keras_resnets.cli_args import DATA_FLAGS, RUN_FLAGS, add_options, keywords
+    from keras_resnets.runs import DataOptions, RunOptions
+
+    for flags, options in ((DATA_FLAGS, DataOptions), (RUN_FLAGS, RunOptions)):
+        parser = argparse.ArgumentParser()
+        add_options(parser, flags)
+        parsed = keywords(parser.parse_args([]), flags)
+        assert set(parsed) == {f.name for f in dataclasses.fields(options)}
+        assert options(**parsed) == options()  # the CLI's defaults are the options' own

@@ -15,7 +15,7 @@ records:
 - the ops ``tf.lite.experimental.Analyzer`` flags for the GPU delegate, and whether the int8 graph is
   integer builtins only with static shapes.
 
-Run (long: about an hour for the zoo on two cores, the two 1000-layer models last):
+Run (long: seconds to many minutes per model, the two 1000-layer models last):
 ``nice -n 19 .venv/bin/python benchmarks/bench_export_zoo.py [--size 32] [--models 'cifar_*'] [--shard 1/2]``;
 adds each model's row to ``benchmarks/results/bench_export_zoo.json`` as soon as it is measured
 (under a file lock, so shards may run side by side), skips the models already there with the same

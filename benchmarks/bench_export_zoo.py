@@ -177,8 +177,9 @@ def _update(path: Path, size: int, row: dict | None = None) -> list:
     """Under a lock, read the rows measured with this run's settings, add ``row`` (replacing an
     earlier one of the same model), write the file back atomically and return the rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = os.open(path.parent, os.O_RDONLY)  # the lock: the results folder itself, no extra file
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         data = json.loads(path.read_text()) if path.exists() else {}
         same = all(data.get(k) == v for k, v in _settings(size).items())
         rows = data.get("models", []) if same else []
@@ -190,6 +191,8 @@ def _update(path: Path, size: int, row: dict | None = None) -> list:
                                    "models": rows}, indent=2) + "\n")
         tmp.replace(path)
         return rows
+    finally:
+        os.close(folder)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Every registered model through the TFLite export at a small input size: the table in docs/export.md.
 
 For each model of ``keras_resnets.list_models()`` (random seeded weights, ``--size`` pixels square,
-10 classes), the project's export path (``serving_default`` SavedModel at batch 1, then
+10 classes; the BatchNormalization statistics are set from one batch of the calibration images,
+see :func:`_batchnorm_statistics`), the project's export path (``serving_default`` SavedModel at batch 1, then
 ``TFLiteConverter`` with builtin ops only) writes float32 and full-integer int8 flatbuffers, and
 records:
 
@@ -14,13 +15,16 @@ records:
 - the ops ``tf.lite.experimental.Analyzer`` flags for the GPU delegate, and whether the int8 graph is
   integer builtins only with static shapes.
 
-Run (long: a few minutes per deep model on two cores):
-``nice -n 19 .venv/bin/python benchmarks/bench_export_zoo.py [--size 32] [--models 'cifar_*']``;
-writes ``benchmarks/results/bench_export_zoo.json`` after every model and prints the Markdown table.
+Run (long: seconds to many minutes per model, the two 1000-layer models last):
+``nice -n 19 .venv/bin/python benchmarks/bench_export_zoo.py [--size 32] [--models 'cifar_*'] [--shard 1/2]``;
+adds each model's row to ``benchmarks/results/bench_export_zoo.json`` as soon as it is measured
+(under a file lock, so shards may run side by side), skips the models already there with the same
+settings, so a killed run continues where it stopped, and prints the Markdown table of all rows.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -36,6 +40,8 @@ import numpy as np  # noqa: E402
 FLOAT32_BAR = 5e-5
 BATCH = 32
 CALIBRATION = 32
+METHOD = "bn-statistics-from-calibration-batch, keras-noise-floors"  # rows measured another way are measured again
+DEEPEST = 500  # models with more layers than this run last
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_export_zoo.json"
 
 
@@ -53,12 +59,14 @@ def check_model(name: str, size: int) -> dict:
     rng = np.random.default_rng(0)
     images = rng.normal(size=(BATCH, size, size, 3)).astype(np.float32)
     calibration = rng.normal(size=(CALIBRATION, size, size, 3)).astype(np.float32)
+    _batchnorm_statistics(model, calibration)
     reference = np.asarray(model.predict(images, verbose=0, batch_size=8))
     add_softmax = not np.allclose(reference.sum(-1), 1.0, atol=1e-3)  # logits: the artifact outputs probabilities
+    logit_max = float(np.max(np.abs(reference))) if add_softmax else None
     if add_softmax:
         reference = _softmax(reference)
     row = {"model": name, "task": "segmentation" if reference.ndim == 4 else "classification",
-           "params": int(model.count_params())}
+           "params": int(model.count_params()), "max_abs_logit": logit_max}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         convert.write_saved_model(model, Path(tmp) / "sm", input_shape=(size, size, 3), batch_size=1,
@@ -66,6 +74,7 @@ def check_model(name: str, size: int) -> dict:
         float32 = convert.convert_saved_model(Path(tmp) / "sm", "float32")
         int8 = convert.convert_saved_model(Path(tmp) / "sm", "int8", representative=calibration)
     row["convert_seconds"] = round(time.perf_counter() - started, 1)
+    row.update(_noise_floors(model, images, reference, rng))
     out32 = TFLiteRunner(float32).predict(images)
     out8 = TFLiteRunner(int8).predict(images)
     row["float32_max_abs_diff"] = float(np.max(np.abs(out32 - reference)))
@@ -83,14 +92,57 @@ def check_model(name: str, size: int) -> dict:
     return row
 
 
+def _batchnorm_statistics(model, images) -> None:
+    """Set every BatchNormalization's moving mean and variance to its statistics on ``images``.
+
+    Freshly initialised statistics (mean 0, variance 1) let a random residual network's sums grow
+    with depth: logits in the hundreds, probabilities one-hot, a float32 difference of exactly 0
+    that checks nothing. One forward pass in training mode with momentum 0 gives every layer the
+    statistics of its real inputs, as training leaves them.
+    """
+    import keras
+
+    norms = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    try:
+        model(images, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
+def _noise_floors(model, images, reference, rng) -> dict:
+    """How much the Keras model itself moves under perturbations no export can avoid.
+
+    ``keras_ulp_max_abs_diff``: max |Δ| of its outputs when each input value moves by at most one
+    float32 rounding step (2**-23 relative), the size of the rounding differences a reordered but
+    exact float32 graph makes at every layer; a deep network that amplifies them shows it here.
+    ``keras_int8_input_agreement``: its top-1 agreement with itself when each input value moves by
+    up to half an int8 step of the calibration range, the error of the int8 input alone; a model
+    whose outputs are near-ties loses agreement here, before any quantization inside the graph.
+    """
+    ulp = images * (1 + rng.uniform(-1, 1, images.shape).astype(np.float32) * np.float32(2 ** -23))
+    step = (images.max() - images.min()) / 255
+    coarse = images + rng.uniform(-step / 2, step / 2, images.shape).astype(np.float32)
+    outputs = [np.asarray(model.predict(x, verbose=0, batch_size=8)) for x in (ulp, coarse)]
+    if not np.allclose(outputs[0].sum(-1), 1.0, atol=1e-3):
+        outputs = [_softmax(o) for o in outputs]
+    return {"keras_ulp_max_abs_diff": float(np.max(np.abs(outputs[0] - reference))),
+            "keras_int8_input_agreement": float(np.mean(outputs[1].argmax(-1) == reference.argmax(-1)) * 100)}
+
+
 def _cost(name: str) -> tuple:
     """Cheap models first (CIFAR-size families, then ImageNet ones, then segmentation; shallow before deep),
-    so that an interrupted run has covered the most models."""
+    the 1000-layer ones last, so that an interrupted run has covered the most models."""
     from keras_resnets.models.registry import get_entry
 
     family = get_entry(name).family
-    rank = 2 if family == "segmentation" else 0 if name.startswith(("cifar_", "preact_")) else 1
-    return rank, max([int(d) for d in re.findall(r"\d+", name)] or [0])
+    depth = max([int(d) for d in re.findall(r"\d+", name)] or [0])
+    rank = 3 if depth > DEEPEST else 2 if family == "segmentation" else 0 if name.startswith(("cifar_", "preact_")) else 1
+    return rank, depth
 
 
 def _softmax(x):
@@ -99,19 +151,48 @@ def _softmax(x):
 
 
 def markdown(rows: list, size: int) -> str:
-    lines = [f"| model | float32 max abs diff (bar {FLOAT32_BAR:g}) | Flex ops | int8 top-1 agreement | "
-             "int8 integer-only | GPU analyzer (float32) | flagged ops (float32 / int8) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| model | float32 max abs diff (bar {FLOAT32_BAR:g}) | Keras's own at 1 ulp of input | "
+             "int8 top-1 agreement | Keras's own with int8-step input noise | Flex ops | int8 integer-only | "
+             "GPU analyzer (float32) | flagged ops (float32 / int8) | conversion s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| `{r['model']}` | failed: {r['error']} | | | | | |")
+            lines.append(f"| `{r['model']}` | failed: {r['error']} | | | | | | | | |")
             continue
         lines.append(f"| `{r['model']}` | {r['float32_max_abs_diff']:.2g} {'ok' if r['float32_within_bar'] else 'OVER'} | "
-                     f"{', '.join(r['flex_ops']) or 'none'} | {r['int8_top1_agreement']:.0f}% | "
+                     f"{r['keras_ulp_max_abs_diff']:.2g} | {r['int8_top1_agreement']:.0f}% | "
+                     f"{r['keras_int8_input_agreement']:.0f}% | {', '.join(r['flex_ops']) or 'none'} | "
                      f"{'yes' if r['int8_integer_only'] else 'no: ' + ', '.join(r['int8_float_ops'])} | "
                      f"{'compatible' if r['gpu_float32'] else 'not compatible'} | "
-                     f"{', '.join(r['gpu_flagged_float32']) or '-'} / {', '.join(r['gpu_flagged_int8']) or '-'} |")
+                     f"{', '.join(r['gpu_flagged_float32']) or '-'} / {', '.join(r['gpu_flagged_int8']) or '-'} | "
+                     f"{r['convert_seconds']:.0f} |")
     return "\n".join(lines)
+
+
+def _settings(size: int) -> dict:
+    return {"size": size, "batch": BATCH, "calibration": CALIBRATION, "float32_bar": FLOAT32_BAR, "method": METHOD}
+
+
+def _update(path: Path, size: int, row: dict | None = None) -> list:
+    """Under a lock, read the rows measured with this run's settings, add ``row`` (replacing an
+    earlier one of the same model), write the file back atomically and return the rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)  # the lock: the results folder itself, no extra file
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        same = all(data.get(k) == v for k, v in _settings(size).items())
+        rows = data.get("models", []) if same else []
+        if row is None:
+            return rows
+        rows = [r for r in rows if r["model"] != row["model"]] + [row]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**_settings(size), "cpu": platform.processor() or platform.machine(),
+                                   "models": rows}, indent=2) + "\n")
+        tmp.replace(path)
+        return rows
+    finally:
+        os.close(folder)
 
 
 def main() -> None:
@@ -122,26 +203,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32, help="input height and width (default 32)")
     parser.add_argument("--models", default="*", help="shell pattern over the registry (default: all)")
+    parser.add_argument("--shard", default="1/1", help="K/N: measure every N-th model from the K-th (default 1/1)")
+    parser.add_argument("--redo", action="store_true", help="measure again the models already in the results")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    names = sorted((n for n in keras_resnets.list_models() if fnmatch.fnmatch(n, args.models)), key=_cost)
-    rows = []
-    for i, name in enumerate(names, 1):
+    k, n = (int(x) for x in args.shard.split("/"))
+    names = sorted((m for m in keras_resnets.list_models() if fnmatch.fnmatch(m, args.models)), key=_cost)
+    done = set() if args.redo else {r["model"] for r in _update(args.output, args.size) if "error" not in r}
+    todo = [name for name in names[k - 1::n] if name not in done]
+    print(f"{len(names)} models, {len(names) - len(todo)} already measured or in other shards, "
+          f"{len(todo)} to measure", flush=True)
+    for i, name in enumerate(todo, 1):
         started = time.perf_counter()
         try:
             row = check_model(name, args.size)
         except Exception as err:  # a model that does not convert is a result, not a crash
             row = {"model": name, "error": str(err).splitlines()[0][:200]}
         row["seconds"] = round(time.perf_counter() - started, 1)
-        rows.append(row)
-        print(f"[{i}/{len(names)}] {name}: "
+        rows = _update(args.output, args.size, row)
+        print(f"[{i}/{len(todo)}] {name}: "
               + (row.get("error") or f"float32 max|d| {row['float32_max_abs_diff']:.2g}, flex {row['flex_ops'] or 'none'}, "
                  f"int8 agreement {row['int8_top1_agreement']:.0f}%, integer-only {row['int8_integer_only']}, "
                  f"GPU flagged {row['gpu_flagged_float32'] or '-'}") + f" ({row['seconds']} s)", flush=True)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"size": args.size, "batch": BATCH, "calibration": CALIBRATION,
-                                           "float32_bar": FLOAT32_BAR, "cpu": platform.processor() or platform.machine(),
-                                           "models": rows}, indent=2) + "\n")
+    rows = sorted(_update(args.output, args.size), key=lambda r: _cost(r["model"]))
     print(markdown(rows, args.size))
 
 

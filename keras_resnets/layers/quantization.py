@@ -83,26 +83,34 @@ def fake_quant_per_channel(kernel):
 
 
 class _QuantizedInput:
-    """What both quantized layers share: a moving-average ``FakeQuant`` of their input, and its config."""
+    """What both quantized layers share: moving-average ``FakeQuant`` of their input and of their
+    output before the activation, each optional, and their config."""
 
-    def _add_input_quantizer(self, momentum: float, quantize_input: bool) -> None:
+    def _add_input_quantizer(self, momentum: float, quantize_input: bool, quantize_output: bool) -> None:
         self.momentum = float(momentum)
         self.quantize_input = bool(quantize_input)
+        self.quantize_output = bool(quantize_output)
         self.input_quantizer = FakeQuant(momentum=momentum, name="input_quantizer") if quantize_input else None
+        self.output_quantizer = FakeQuant(momentum=momentum, name="output_quantizer") if quantize_output else None
 
     def build(self, input_shape):
         super().build(input_shape)
         if self.input_quantizer is not None:
             self.input_quantizer.build(input_shape)
+        if self.output_quantizer is not None:
+            self.output_quantizer.build(self.compute_output_shape(input_shape))
 
     def _quantized_input(self, inputs, training):
         return self.input_quantizer(inputs, training=training) if self.input_quantizer is not None else inputs
 
-    def _finish(self, outputs):
+    def _finish(self, outputs, training):
+        if self.output_quantizer is not None:
+            outputs = self.output_quantizer(outputs, training=training)
         return self.activation(outputs) if self.activation is not None else outputs
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "quantize_input": self.quantize_input}
+        return {**super().get_config(), "momentum": self.momentum, "quantize_input": self.quantize_input,
+                "quantize_output": self.quantize_output}
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -112,15 +120,16 @@ class QuantizedConv2D(_QuantizedInput, keras.layers.Conv2D):
     Takes ``Conv2D``'s arguments plus ``momentum`` (of the input range's moving average).
     """
 
-    def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, **kwargs):
+    def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, quantize_output: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self._add_input_quantizer(momentum, quantize_input)
+        self._add_input_quantizer(momentum, quantize_input, quantize_output)
 
     def call(self, inputs, training=None):
         outputs = self.convolution_op(self._quantized_input(inputs, training), fake_quant_per_channel(self.kernel))
         if self.use_bias:
             outputs = ops.add(outputs, ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,)))
-        return self._finish(outputs)
+        return self._finish(outputs, training)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -130,15 +139,16 @@ class QuantizedDense(_QuantizedInput, keras.layers.Dense):
     Takes ``Dense``'s arguments plus ``momentum`` (of the input range's moving average).
     """
 
-    def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, **kwargs):
+    def __init__(self, *args, momentum: float = 0.99, quantize_input: bool = True, quantize_output: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self._add_input_quantizer(momentum, quantize_input)
+        self._add_input_quantizer(momentum, quantize_input, quantize_output)
 
     def call(self, inputs, training=None):
         outputs = ops.matmul(self._quantized_input(inputs, training), fake_quant_per_tensor(self.kernel))
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
-        return self._finish(outputs)
+        return self._finish(outputs, training)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")

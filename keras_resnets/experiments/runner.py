@@ -8,8 +8,10 @@ Every run goes through the package's own training pieces (``load_dataset``, ``cr
 - ``train_error`` and ``train_crossentropy``: means over the last 10 % of the training batches (as
   the papers plot training error: on the augmented batches, during training); the cross-entropy is
   a metric *without* the L2 penalty that Keras' ``loss`` includes;
-- curves of both every ``curve_every`` steps, ``params``, ``seconds``, and ``diverged`` (a NaN loss
-  stops the run; it is reported, never used as evidence).
+- curves of both every ``curve_every`` steps, ``params``, ``seconds`` (wall clock), ``cpu_seconds`` (the
+  process's CPU time over all threads, which a loaded machine does not inflate the way it does wall
+  time), and ``diverged`` (a NaN loss stops the run; it is reported, never used as evidence);
+- ``probes``: the experiment's probe (``probes.py``) at its declared steps, when it applies.
 
 The results file is rewritten after every run, so a killed experiment continues where it stopped
 when run again (finished arm x seed pairs are kept; settings must match). Verdicts are recomputed
@@ -25,6 +27,7 @@ import time
 
 import numpy as np
 
+from keras_resnets.experiments.probes import PLOTS, get_probe
 from keras_resnets.experiments.spec import Experiment, check_scale, get_experiment
 from keras_resnets.experiments.verdicts import judge, summarise
 
@@ -52,8 +55,39 @@ def cpu_name() -> str:
 
 
 def _protocol(experiment: Experiment, scale: str, budget) -> dict:
-    return {"scale": scale, "budget": budget.to_dict(),
-            "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs} for a in experiment.arms_at(scale)]}
+    protocol = {"scale": scale, "budget": budget.to_dict(),
+                "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs} for a in experiment.arms_at(scale)]}
+    if experiment.probe:
+        protocol["probe"] = {"name": experiment.probe, "steps": probe_steps(experiment, budget)}
+    return protocol
+
+
+def probe_steps(experiment: Experiment, budget) -> list:
+    """The steps at which the experiment's probe runs (``None`` in the declaration: the last step)."""
+    steps = {budget.steps if s is None else int(s) for s in experiment.probe_steps}
+    return sorted(s for s in steps if 0 <= s <= budget.steps)
+
+
+def _probe_callback(probe, steps, data):
+    """Takes ``probe(model, data)`` before the first step (step 0) and after each step in ``steps``."""
+    import keras
+
+    class Probe(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = {}
+
+        def take(self, step):
+            if step in steps:
+                self.values[str(step)] = probe(self.model, data)
+
+        def on_train_begin(self, logs=None):
+            self.take(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.take(batch + 1)
+
+    return Probe()
 
 
 def _finite(value):
@@ -92,8 +126,11 @@ def _window_means(values: np.ndarray, every: int):
     return steps, means
 
 
-def train_one(arm, budget, seed: int, data=None) -> dict:
-    """Train ``arm`` for ``budget.steps`` steps with ``seed``; return the run's record (see the module doc)."""
+def train_one(arm, budget, seed: int, data=None, probe=None, probe_at=()) -> dict:
+    """Train ``arm`` for ``budget.steps`` steps with ``seed``; return the run's record (see the module doc).
+
+    ``probe`` (a function of ``keras_resnets.experiments.probes``) is taken at the steps ``probe_at``
+    and stored under ``record["probes"]`` when it applies to the network."""
     import keras
 
     from keras_resnets.data import load_dataset
@@ -112,18 +149,20 @@ def train_one(arm, budget, seed: int, data=None) -> dict:
     compile_model(model, recipe, total_steps=budget.steps,
                   extra_metrics=[keras.metrics.SparseCategoricalCrossentropy(name="crossentropy")])
     curves = _batch_curves(budget.curve_every)
+    callbacks = [curves, keras.callbacks.TerminateOnNaN()]
+    probes = _probe_callback(probe, set(probe_at), data) if probe else None
     epochs = -(-budget.steps // data.steps_per_epoch)
-    start = time.time()
-    fit_model(model, data.train(epochs).take(budget.steps), 1,
-              callbacks=[curves, keras.callbacks.TerminateOnNaN()], verbose=0)
-    seconds = time.time() - start
+    start, cpu_start = time.time(), time.process_time()
+    fit_model(model, data.train(epochs).take(budget.steps), 1, callbacks=callbacks + ([probes] if probes else []),
+              verbose=0)
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     error = 1.0 - curves.per_step("accuracy")
     crossentropy = curves.per_step("crossentropy")
     steps_done = len(error)
     diverged = steps_done < budget.steps or not np.all(np.isfinite(crossentropy))
     tail = max(1, steps_done // 10)
     record = {"seed": int(seed), "steps": int(steps_done), "params": int(model.count_params()),
-              "seconds": round(seconds, 1), "diverged": bool(diverged),
+              "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "diverged": bool(diverged),
               "train_error": _finite(float(np.mean(error[-tail:]))) if steps_done else None,
               "train_crossentropy": _finite(float(np.mean(crossentropy[-tail:]))) if steps_done else None}
     if diverged:
@@ -134,6 +173,8 @@ def train_one(arm, budget, seed: int, data=None) -> dict:
     curve_steps, curve_error = _window_means(error, budget.curve_every)
     _, curve_ce = _window_means(crossentropy, budget.curve_every)
     record["curve"] = {"step": curve_steps, "train_error": curve_error, "train_crossentropy": curve_ce}
+    if probes and any(v is not None for v in probes.values.values()):
+        record["probes"] = probes.values
     return record
 
 
@@ -248,7 +289,8 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
             data_cache[seed] = load_dataset(budget.dataset, image_size=budget.image_size,
                                             batch_size=budget.batch_size, augment=budget.augment, seed=seed)
         data = data_cache[seed]
-        record = train_one(arm, budget, seed, data)
+        record = train_one(arm, budget, seed, data, probe=get_probe(experiment.probe) if experiment.probe else None,
+                           probe_at=probe_steps(experiment, budget))
         results["chance"] = 1.0 / data.info.num_classes
         by_label[arm.label]["runs"].append(record)
         results["wall_seconds"] = round(results["wall_seconds"] + record["seconds"], 1)
@@ -256,7 +298,7 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         refresh(results, experiment)
         _write(results, path)
         if figures_dir:
-            plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+            plot_figures(results, experiment, figures_dir, os.path.basename(path)[:-5])
         if progress:
             acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
             progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
@@ -267,6 +309,17 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         _write(results, path)
     results["path"] = path
     return results
+
+
+def plot_figures(results: dict, experiment: Experiment, figures_dir: str, stem: str) -> list:
+    """The experiment's figures: ``<stem>.png`` (curves and test accuracy) and, with a probe that has a
+    picture, ``<notebook number>_<picture>.png`` (a suffixed scale or dataset keeps its suffix)."""
+    paths = [plot_results(results, os.path.join(figures_dir, f"{stem}.png"))]
+    if experiment.probe in PLOTS and any(r.get("probes") for a in results["arms"] for r in a["runs"]):
+        name, plot = PLOTS[experiment.probe]
+        suffix = stem[len(experiment.stem):]
+        paths.append(plot(results, os.path.join(figures_dir, f"{experiment.stem[:2]}_{name}{suffix}.png")))
+    return paths
 
 
 def plot_results(results: dict, path: str) -> str:

@@ -83,6 +83,8 @@ class Experiment:
         budgets: scale -> budget.
         rules: the pre-registered verdict rules (arm labels must exist at every scale).
         metric_note: what the paper's numbers in ``Arm.paper`` are.
+        probe: a measurement of ``keras_resnets.experiments.probes`` taken on every run at
+            ``probe_steps`` (0: at initialisation, the control; ``None``: the last step), or ``""``.
         order: ``"arms"`` (every seed of an arm before the next arm: an interrupted run leaves complete
             arms, the first ones declared) or ``"seeds"`` (every arm of a seed before the next seed: the
             first seed shows early whether every arm leaves chance).
@@ -98,6 +100,8 @@ class Experiment:
     rules: tuple
     metric_note: str = ""
     order: str = "arms"
+    probe: str = ""
+    probe_steps: tuple = (0, None)
 
     def arms_at(self, scale: str) -> tuple:
         return self.arms.get(scale, self.arms["laptop"])
@@ -240,7 +244,13 @@ DENSENET = Experiment(
     expectation=("Laptop scale: ResNet-8 vs DenseNet-BC-22 (76k vs 74k parameters) and ResNet-20 vs DenseNet-BC-40 "
                  "(271k vs 181k) on textured_digits 12x12, 800 steps, 3 seeds. The paper's claim is about converged "
                  "accuracy; at 800 steps the comparison also reflects how fast each design learns per step, so "
-                 "'partly' would not be evidence against the paper. Accuracy per CPU-second is reported beside it."),
+                 "'partly' would not be evidence against the paper. Accuracy per CPU-second is reported beside it. "
+                 "Fig. 5 (which earlier layers a trained dense block reads) is a description, not a verdict: the "
+                 "map of the first block of every DenseNet run is taken at initialisation (the control: He "
+                 "initialisation gives every source the same expected mean |w|, so a flat map) and after "
+                 "training. Expected: the trained map departs from the flat control, with most pairs still "
+                 "above half of their target's maximum (the paper: layers spread their weights over many "
+                 "inputs), after only 800 steps a smaller departure than the paper's converged map."),
     arms={"smoke": _DENSENET_LAPTOP, "laptop": _DENSENET_LAPTOP, "paper": _DENSENET_PAPER},
     budgets=_budgets(replace(LAPTOP, steps=800, warmup_steps=80),
                      # DenseNet's own CIFAR recipe: 300 epochs of batch 64, lr 0.1 /10 at 50 % and 75 %
@@ -251,6 +261,7 @@ DENSENET = Experiment(
              "resnet20"),
     ),
     metric_note="paper: CIFAR-10+ test error % and parameter counts",
+    probe="dense_block_weights",
 )
 
 EXPERIMENTS = {e.name: e for e in (DEGRADATION, IDENTITY_MAPPINGS, DENSENET)}

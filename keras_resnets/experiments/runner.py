@@ -373,3 +373,39 @@ def plot_results(results: dict, path: str) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_cost(results: dict, path: str) -> str:
+    """Test accuracy (mean over seeds, bar: min-max) against parameters and against CPU seconds per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, arm in enumerate(a for a in results["arms"] if a["runs"]):
+        runs = [r for r in arm["runs"] if r.get("test_accuracy") is not None]
+        if not runs:
+            continue
+        acc = 100 * np.array([r["test_accuracy"] for r in runs])
+        colour = plt.get_cmap("tab10")(i % 10)
+        for ax, x in ((axes[0], runs[0]["params"]), (axes[1], np.mean([r.get("cpu_seconds", np.nan) for r in runs]))):
+            ax.errorbar(x, acc.mean(), yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]], capsize=4,
+                        fmt="s" if "dense" in arm["model"] else "o", color=colour,
+                        label=f"{arm['name']} ({len(runs)} seeds)")
+    budget = results["protocol"]["budget"]
+    for ax, xlabel in ((axes[0], "parameters (log scale)"), (axes[1], "CPU seconds per run (log scale; all threads)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy % (mean; bar: min-max over seeds)")
+        ax.axhline(100 * (results.get("chance") or 0), color="grey", linestyle=":", label="chance")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{results['title']}: accuracy against size and cost\n{results['dataset']} "
+                 f"{'x'.join(map(str, budget['image_size'] or ['native']))}, {budget['steps']} steps, {results['cpu']}",
+                 fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

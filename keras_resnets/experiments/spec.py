@@ -270,7 +270,6 @@ EXPERIMENTS = {e.name: e for e in (DEGRADATION, IDENTITY_MAPPINGS, DENSENET)}
 NOT_YET_RERUN = {
     "04_dilated_context": "Context module on a converged front-end (Yu & Koltun 2016)",
     "05_cifar10_study": "Activation x augmentation x lr-ratio study (the CIFAR-10 study)",
-    "06_edge_deployment": "Keras vs TFLite modes on the same images",
 }
 
 

@@ -20,7 +20,7 @@ def _epilog() -> str:
     for name, experiment in EXPERIMENTS.items():
         laptop, paper = experiment.budget_at("laptop"), experiment.budget_at("paper")
         models = sorted({arm.model for arm in experiment.arms_at("paper")})
-        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.stem}.ipynb)")
+        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.notebook_stem}.ipynb)")
         lines.append(f"  {'':<18} laptop: {len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds, "
                      f"{'x'.join(map(str, laptop.image_size))} images, {laptop.steps} steps; paper: "
                      f"{paper.steps} iterations of batch {paper.batch_size}, lr {paper.lr} /10 at 1/2 and 3/4, "

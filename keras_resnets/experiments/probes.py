@@ -146,25 +146,30 @@ def plot_dense_heatmaps(results: dict, path: str) -> str:
     import matplotlib.pyplot as plt
 
     arms = [a["name"] for a in results["arms"] if probe_maps(results, a["name"], 0)]
-    fig, axes = plt.subplots(len(arms), 2, figsize=(10, 4.3 * len(arms)), squeeze=False)
+    fig, axes = plt.subplots(len(arms), 3, figsize=(15, 4.3 * len(arms)), squeeze=False)
     steps = results["protocol"]["budget"]["steps"]
     for row, arm in zip(axes, arms):
-        for ax, (step, when) in zip(row, ((0, "initialisation (control)"), ("end", f"after {steps} steps"))):
-            maps = probe_maps(results, arm, step)
-            heat = np.mean(maps, axis=0)
-            stats = heat_statistics(heat)
-            image = ax.imshow(heat, cmap="viridis", vmin=0, vmax=1, origin="upper")
+        before, after = (np.mean(probe_maps(results, arm, step), axis=0) for step in (0, "end"))
+        seeds = len(probe_maps(results, arm, 0))
+        panels = ((before, "initialisation (control)", "viridis", (0, 1)),
+                  (after, f"after {steps} steps", "viridis", (0, 1)),
+                  (after - before, "change: trained - initialisation", "RdBu", (-0.25, 0.25)))
+        for ax, (heat, when, cmap, (lo, hi)) in zip(row, panels):
+            image = ax.imshow(heat, cmap=cmap, vmin=lo, vmax=hi, origin="upper")
             for (s, t), v in np.ndenumerate(heat):
                 if not np.isnan(v):
-                    ax.text(t, s, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if v < 0.6 else "black")
+                    ax.text(t, s, f"{v:+.2f}" if lo < 0 else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if (lo >= 0 and v < 0.6) else "black")
             ax.set_xticks(range(heat.shape[1]))
             ax.set_xticklabels([str(t + 1) for t in range(heat.shape[1] - 1)] + ["T"])
             ax.set_yticks(range(heat.shape[0]))
             ax.set_xlabel("target layer ℓ (T: transition)")
             ax.set_ylabel("source layer s (0: block input)")
-            ax.set_title(f"{arm}, block 1, {when}\nmean over {len(maps)} seeds; share of pairs >= 0.5: "
-                         f"{stats['share_at_least_half']:.2f} ({stats['pairs']} pairs)", fontsize=9)
+            title = f"{arm}, block 1, {when}\nmean over {seeds} seeds"
+            if lo >= 0:
+                stats = heat_statistics(heat)
+                title += f"; share of pairs >= 0.5: {stats['share_at_least_half']:.2f} ({stats['pairs']} pairs)"
+            ax.set_title(title, fontsize=9)
             fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle("DenseNet Fig. 5: mean |w| from source s to target ℓ, normalised per target "
                  f"({results['dataset']}, {results['scale']} scale)", fontsize=10)

@@ -174,7 +174,7 @@ def findings_rows(results_dir: str) -> list:
     rows = []
     for experiment in EXPERIMENTS.values():
         path = os.path.join(results_dir, f"{experiment.stem}.json")
-        notebook = f"[{experiment.stem[:2]}](notebooks/{experiment.stem}.ipynb)"
+        notebook = f"[{experiment.notebook_stem[:2]}](notebooks/{experiment.notebook_stem}.ipynb)"
         results = None
         if os.path.isfile(path):
             with open(path) as f:

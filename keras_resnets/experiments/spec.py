@@ -83,6 +83,8 @@ class Experiment:
         budgets: scale -> budget.
         rules: the pre-registered verdict rules (arm labels must exist at every scale).
         metric_note: what the paper's numbers in ``Arm.paper`` are.
+        notebook: the notebook that shows it, when not ``<stem>.ipynb`` (a new version of an experiment
+            shown beside the old one).
         probe: a measurement of ``keras_resnets.experiments.probes`` taken on every run at
             ``probe_steps`` (0: at initialisation, the control; ``None``: the last step), or ``""``.
         order: ``"arms"`` (every seed of an arm before the next arm: an interrupted run leaves complete
@@ -100,8 +102,13 @@ class Experiment:
     rules: tuple
     metric_note: str = ""
     order: str = "arms"
+    notebook: str = ""
     probe: str = ""
     probe_steps: tuple = (0, None)
+
+    @property
+    def notebook_stem(self) -> str:
+        return self.notebook or self.stem
 
     def arms_at(self, scale: str) -> tuple:
         return self.arms.get(scale, self.arms["laptop"])
@@ -162,6 +169,32 @@ DEGRADATION = Experiment(
     ),
     metric_note="the paper's numbers are CIFAR-10 test error (%) or the shape of its Fig. 6 curves",
     order="seeds",
+)
+
+# A new version, declared after the 600-step results (every verdict "not tested": the 56-layer nets stayed at
+# chance): the same arms, rules and seeds with 4x the budget, and the gradient flow measured on the same runs.
+DEGRADATION_LONG = replace(
+    DEGRADATION,
+    name="degradation_long",
+    stem="01_degradation_long",
+    notebook="01_degradation",
+    title="Degradation, longer budget (2,400 steps): deeper plain nets train worse; residual nets do not",
+    expectation=("A new version of `degradation`, declared after its 600-step run left plain-56 (10.1 ± 0.5 %) and "
+                 "ResNet-56 (23.6 ± 15.0 %) at chance so that every verdict was 'not tested'; that result stays "
+                 "reported as it is. Changed: 2,400 steps (4x) with 240 warm-up steps (the same 10 %), because the "
+                 "56-layer nets need more steps to leave chance at this scale; arms, rules, seeds, data and "
+                 "learning rate unchanged. Cost, measured on an idle machine (TF + oneDNN, 12x12, batch 128): "
+                 "plain-20 ~0.06, ResNet-20 0.063, plain-56 ~0.16, ResNet-56 0.166 s/step, so about 18 min per seed "
+                 "and 54 min for three seeds idle, 2-3x that on a loaded machine. Expected: ResNet-56 leaves chance; "
+                 "plain-56 may still be near it at 2,400 steps (after 600 it was at 10.1 % where plain-20 was at "
+                 "39 %): then its rules stay 'not tested' and the budget has to grow again. Gradient flow on the "
+                 "same runs (a description, no verdict): the cross-entropy gradient at unit 1 over that at unit "
+                 "L-1 (not L: the last unit feeds the pooling head directly in one design and through a final "
+                 "BN-ReLU in the other) on one fixed test batch, at steps 0, 100, 600 and 2,400; expected at step 0 "
+                 "from the 8x8 measurement in tests/findings: plain-56 far above the ResNets (~1000 vs ~6)."),
+    budgets=_budgets(replace(LAPTOP, steps=2400, warmup_steps=240)),
+    probe="gradient_flow",
+    probe_steps=(0, 100, 600, None),
 )
 
 # --- 02: Identity Mappings Tables 1 and 2 (He et al. 2016b) --------------------------------------------
@@ -264,7 +297,7 @@ DENSENET = Experiment(
     probe="dense_block_weights",
 )
 
-EXPERIMENTS = {e.name: e for e in (DEGRADATION, IDENTITY_MAPPINGS, DENSENET)}
+EXPERIMENTS = {e.name: e for e in (DEGRADATION, DEGRADATION_LONG, IDENTITY_MAPPINGS, DENSENET)}
 
 # Notebooks whose claims are not yet declared as experiments: the README and the notebooks say so.
 NOT_YET_RERUN = {

@@ -14,6 +14,7 @@ The results file is ``notebooks/results/06_edge_deployment.json`` (``-smoke`` at
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -142,22 +143,54 @@ def run_edge_deployment(scale: str = "laptop", *, results_dir: str = os.path.joi
                         progress=print) -> dict:
     """Train the classifier, export every mode, score Keras and each artifact on the same images.
 
-    Returns the results (also written to ``<results_dir>/06_edge_deployment[-scale].json``).
+    Returns the results (also written to ``<results_dir>/06_edge_deployment[-scale].json``). A results
+    file of the same settings is read back instead of measuring again (move it away to remeasure).
     """
-    import keras
-
-    import keras_resnets
-    from keras_resnets.data.textured_digits import load_textured_digits
-    from keras_resnets.experiments.runner import _write, cpu_name
-    from keras_resnets.export import export_model
-    from keras_resnets.export.errors import ExportError
-    from keras_resnets.export.optimize import FineTuneOptions
-
     measurement = EDGE_DEPLOYMENT
     budget = measurement.budget_at(scale)
+    suffix = "" if scale == "laptop" else f"-{scale}"
+    path = os.path.join(results_dir, f"{measurement.stem}{suffix}.json")
+    protocol = {"scale": scale, "budget": budget.to_dict(), "modes": [[m, o] for m, o in measurement.modes]}
+    if os.path.isfile(path):
+        with open(path) as f:
+            results = json.load(f)
+        if results.get("protocol") != protocol:
+            raise ValueError(f"{path} was written with other settings; move it away to measure afresh or pass "
+                             "another results_dir")
+        results["path"] = path
+        return results
+    import keras
+
+    from keras_resnets.experiments.runner import _write, cpu_name
+
     say = progress or (lambda line: None)
     start = time.time()
     work_dir = work_dir or tempfile.mkdtemp(prefix="edge-deployment-")
+    run, pixels, labels = _train(budget, work_dir, say)
+    rows = _measure_modes(measurement.modes, run, pixels, labels, budget, work_dir, say)
+    results = {"measurement": measurement.name, "stem": measurement.stem, "title": measurement.title,
+               "question": measurement.question, "expectation": measurement.expectation, "scale": scale,
+               "dataset": DATASET, "protocol": protocol,
+               "classifier": {"model": budget.model, "kwargs": budget.model_kwargs, "seed": budget.seed,
+                              "params": run.metrics.get("params"), "epochs": budget.epochs,
+                              "run_test_accuracy": run.metrics.get("best_model_test_accuracy",
+                                                                   run.metrics["test_accuracy"])},
+               "test_images": int(len(labels)), "chance": 1.0 / int(labels.max() + 1), "rows": rows,
+               "verdicts": [], "summary": "measured (no verdict: not a paper claim)",
+               "backend": f"keras {keras.__version__} / {keras.backend.backend()}", "cpu": cpu_name(),
+               "load_average": list(os.getloadavg()), "wall_seconds": round(time.time() - start, 1), "complete": True}
+    _write(results, path)
+    if figures_dir:
+        plot_edge(results, os.path.join(figures_dir, f"06_pareto{suffix}.png"))
+    results["path"] = path
+    return results
+
+
+def _train(budget: EdgeBudget, work_dir: str, say) -> tuple:
+    """The classifier's run directory, and the raw test pixels and labels every artifact is scored on."""
+    import keras_resnets
+    from keras_resnets.data.textured_digits import load_textured_digits
+
     run = keras_resnets.train(budget.model, DATASET, recipe=budget.recipe, epochs=budget.epochs,
                               model_kwargs=dict(budget.model_kwargs), image_size=budget.image_size, seed=budget.seed,
                               runs_dir=work_dir, run_name="classifier", verbose=0)
@@ -166,28 +199,36 @@ def run_edge_deployment(scale: str = "laptop", *, results_dir: str = os.path.joi
     images, labels = load_textured_digits(budget.image_size).test
     if budget.test_images:
         images, labels = images[:budget.test_images], labels[:budget.test_images]
-    pixels = np.asarray(images, np.float32)
+    return run, np.asarray(images, np.float32), labels
+
+
+def _measure_modes(modes, run, pixels, labels, budget: EdgeBudget, work_dir: str, say) -> list:
+    """One row per mode (and a first one for Keras): exported, then scored by the edge runner."""
+    import keras
+
+    from keras_resnets.export import export_model
+    from keras_resnets.export.errors import ExportError
+    from keras_resnets.export.optimize import FineTuneOptions
+
     runner_module = _edge_runner()
     keras_model = keras.models.load_model(run.paths["best_model"], compile=False)
     rows, keras_top1, sensitive = [], None, None
-    fine_tune = dict(epochs=budget.qat_epochs, max_images=budget.qat_images)
-    for label, options in measurement.modes:
+    for label, options in modes:
         options = dict(options)
         row = {"mode": label, "options": dict(options)}
         if options.get("keep_float") == "most_sensitive":
             if sensitive is None:
-                row.update(status="skipped", error="no int8 sensitivity report to choose the layer from")
-                rows.append(row)
+                rows.append({**row, "status": "skipped", "error": "no int8 sensitivity report to choose the layer from"})
                 continue
             options["keep_float"] = row["kept_float"] = sensitive
         qat_path = options.pop("qat_path", "bridge")
         out = os.path.join(work_dir, "export", label.split(" (")[0].replace(" ", "_") + f"-{qat_path}")
+        fine_tune = FineTuneOptions(qat_path=qat_path, epochs=budget.qat_epochs, max_images=budget.qat_images)
         try:
-            result = export_model(run.run_dir, output_dir=out, force=True, benchmark_runs=50,
-                                  fine_tune=FineTuneOptions(qat_path=qat_path, **fine_tune), **options)
+            result = export_model(run.run_dir, output_dir=out, force=True, benchmark_runs=50, fine_tune=fine_tune,
+                                  **options)
         except ExportError as err:
-            row.update(status="failed verification", error=str(err))
-            rows.append(row)
+            rows.append({**row, "status": "failed verification", "error": str(err)})
             say(f"{label}: FAILED: {err}")
             continue
         report = result.report
@@ -195,17 +236,9 @@ def run_edge_deployment(scale: str = "laptop", *, results_dir: str = os.path.joi
             sensitive = report["sensitivity"]["layers"][0]["layer"]
         edge = runner_module.EdgeClassifier(str(result.artifact), num_threads=budget.threads)
         if keras_top1 is None:  # the sidecar's normalisation is the training pipeline's
-            norm = edge.metadata["input"]["normalization"]
-            normalised = (pixels - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
-            keras_probs = keras_model.predict(normalised, batch_size=256, verbose=0)
-            keras_top1 = np.argmax(keras_probs, -1)
-            one = normalised[:1]
-            rows.insert(0, {"mode": "Keras", "options": {}, "status": "ok",
-                            "top1": float((keras_top1 == labels).mean()), "agreement": 1.0,
-                            "size_bytes": _size(run.paths["best_model"]),
-                            "latency": _latency(lambda: keras_model.predict_on_batch(one), budget.latency_rounds,
-                                                budget.latency_runs),
-                            "runtime": "Keras predict_on_batch (TensorFlow)"})
+            keras_row, keras_top1 = _keras_row(keras_model, run.paths["best_model"], pixels, labels,
+                                               edge.metadata["input"]["normalization"], budget)
+            rows.insert(0, keras_row)
         predictions = np.argmax(edge.predict(pixels), -1)
         edge.predict(pixels[:1])
         row.update(status="ok", artifact=os.path.basename(str(result.artifact)), size_bytes=_size(result.artifact),
@@ -218,25 +251,19 @@ def run_edge_deployment(scale: str = "laptop", *, results_dir: str = os.path.joi
         rows.append(row)
         say(f"{label}: top-1 {100 * row['top1']:.2f} %, agreement with Keras {100 * row['agreement']:.2f} %, "
             f"{row['size_bytes'] / 1024:.1f} KiB, {row['latency']['median_ms']:.3f} ms")
-    results = {"measurement": measurement.name, "stem": measurement.stem, "title": measurement.title,
-               "question": measurement.question, "expectation": measurement.expectation, "scale": scale,
-               "dataset": DATASET, "protocol": {"scale": scale, "budget": budget.to_dict(),
-                                                      "modes": [[m, o] for m, o in measurement.modes]},
-               "classifier": {"model": budget.model, "kwargs": budget.model_kwargs, "seed": budget.seed,
-                              "params": run.metrics.get("params"), "epochs": budget.epochs,
-                              "run_test_accuracy": run.metrics.get("best_model_test_accuracy",
-                                                                   run.metrics["test_accuracy"])},
-               "test_images": int(len(labels)), "chance": 1.0 / int(labels.max() + 1), "rows": rows,
-               "verdicts": [], "summary": "measured (no verdict: not a paper claim)",
-               "backend": f"keras {keras.__version__} / {keras.backend.backend()}", "cpu": cpu_name(),
-               "load_average": list(os.getloadavg()), "wall_seconds": round(time.time() - start, 1), "complete": True}
-    suffix = "" if scale == "laptop" else f"-{scale}"
-    path = os.path.join(results_dir, f"{measurement.stem}{suffix}.json")
-    _write(results, path)
-    if figures_dir:
-        plot_edge(results, os.path.join(figures_dir, f"06_pareto{suffix}.png"))
-    results["path"] = path
-    return results
+    return rows
+
+
+def _keras_row(model, model_path, pixels, labels, norm: dict, budget: EdgeBudget) -> tuple:
+    """The Keras model on the same pixels, normalised as the sidecar says: its row and its top-1 classes."""
+    normalised = (pixels - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
+    top1 = np.argmax(model.predict(normalised, batch_size=256, verbose=0), -1)
+    one = normalised[:1]
+    row = {"mode": "Keras", "options": {}, "status": "ok", "top1": float((top1 == labels).mean()), "agreement": 1.0,
+           "size_bytes": _size(model_path),
+           "latency": _latency(lambda: model.predict_on_batch(one), budget.latency_rounds, budget.latency_runs),
+           "runtime": "Keras predict_on_batch (TensorFlow)"}
+    return row, top1
 
 
 def plot_edge(results: dict, path: str) -> str:

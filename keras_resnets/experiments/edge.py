@@ -268,10 +268,9 @@ def _keras_row(model, model_path, pixels, labels, norm: dict, budget: EdgeBudget
 
 def plot_edge(results: dict, path: str) -> str:
     """Top-1 against size and against latency (median; bars: p10-p90), with each Pareto front."""
-    import matplotlib
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in results["rows"] if r["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -304,8 +303,4 @@ def plot_edge(results: dict, path: str) -> str:
     classifier = results["classifier"]
     fig.suptitle(f"{results['title']}\n{classifier['model']} {classifier['kwargs']}, {results['dataset']} "
                  f"{'x'.join(map(str, results['protocol']['budget']['image_size']))}, {results['cpu']}", fontsize=9)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)

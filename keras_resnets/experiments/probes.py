@@ -138,12 +138,9 @@ def heat_table(results: dict) -> str:
 def plot_dense_heatmaps(results: dict, path: str) -> str:
     """Fig. 5 for every DenseNet arm: the map at initialisation (control) beside the trained one, each the
     mean over seeds of the per-target-normalised maps, with the statistics of :func:`heat_statistics`."""
-    import os
+    from keras_resnets.experiments.figures import pyplot, save
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = [a["name"] for a in results["arms"] if probe_maps(results, a["name"], 0)]
     fig, axes = plt.subplots(len(arms), 3, figsize=(15, 4.3 * len(arms)), squeeze=False)
@@ -173,11 +170,7 @@ def plot_dense_heatmaps(results: dict, path: str) -> str:
             fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle("DenseNet Fig. 5: mean |w| from source s to target ℓ, normalised per target "
                  f"({results['dataset']}, {results['scale']} scale)", fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 def gradient_ratios(results: dict, arm: str) -> dict:
@@ -206,12 +199,9 @@ def gradient_table(results: dict) -> str:
 def plot_gradient_flow(results: dict, path: str) -> str:
     """Left: unit 1 / unit L-1 gradient ratio per arm at each probed step (mean, min-max over seeds).
     Right: per-unit RMS gradient divided by unit L-1's, at initialisation and at the last probed step."""
-    import os
+    from keras_resnets.experiments.figures import pyplot, save
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = [a for a in results["arms"] if gradient_ratios(results, a["name"])]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -245,11 +235,7 @@ def plot_gradient_flow(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}: gradient flow on the same runs\n{results['dataset']} "
                  f"{'x'.join(map(str, budget['image_size'] or ['native']))}, loss: cross-entropy without the L2 "
                  "penalty, one fixed test batch, batch statistics", fontsize=9)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 PLOTS = {"dense_block_weights": ("dense_block_heatmap", plot_dense_heatmaps),

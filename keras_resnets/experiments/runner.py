@@ -324,10 +324,9 @@ def plot_figures(results: dict, experiment: Experiment, figures_dir: str, stem: 
 
 def plot_results(results: dict, path: str) -> str:
     """Training error (log axis, mean over seeds, min-max band) per arm, and test accuracy per seed."""
-    import matplotlib
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = [a for a in results["arms"] if a["runs"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
@@ -368,19 +367,14 @@ def plot_results(results: dict, path: str) -> str:
     status = "" if results.get("complete") else f", INCOMPLETE ({done} runs; arms or seeds missing)"
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale{status}", fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def plot_cost(results: dict, path: str) -> str:
     """Test accuracy (mean over seeds, bar: min-max) against parameters and against CPU seconds per run."""
-    import matplotlib
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, arm in enumerate(a for a in results["arms"] if a["runs"]):
@@ -404,8 +398,4 @@ def plot_cost(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}: accuracy against size and cost\n{results['dataset']} "
                  f"{'x'.join(map(str, budget['image_size'] or ['native']))}, {budget['steps']} steps, {results['cpu']}",
                  fontsize=9)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)

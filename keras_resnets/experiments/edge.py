@@ -288,7 +288,7 @@ def plot_edge(results: dict, path: str) -> str:
             else:
                 ax.scatter(x, y, color=colour)
             ax.annotate(f"{row['mode']}\n(agrees {100 * row['agreement']:.1f} %)", (x, y), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
+                        xytext=(4, 4 if i % 2 else -20), textcoords="offset points")
             points.append((x, y))
         frontier, best = [], -1.0
         for x, y in sorted(points):  # nothing smaller / faster is at least as accurate
@@ -298,7 +298,8 @@ def plot_edge(results: dict, path: str) -> str:
         ax.plot(*zip(*frontier), "k--", lw=1, label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"top-1 % on {results['test_images']} test images")
+        ax.set_ylabel(f"top-1 % on {results['test_images']} test images (one image: "
+                      f"{100 / results['test_images']:.2f} points)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     classifier = results["classifier"]

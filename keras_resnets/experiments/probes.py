@@ -114,6 +114,11 @@ def probe_maps(results: dict, arm: str, step) -> list:
     return maps
 
 
+def _mean_std(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f} (one seed)"
+
+
 def heat_table(results: dict) -> str:
     """Per DenseNet arm, at initialisation and after training: the statistics of :func:`heat_statistics`,
     each computed per seed, then mean ± std over seeds."""
@@ -129,8 +134,7 @@ def heat_table(results: dict) -> str:
             stats = [heat_statistics(m) for m in maps]
             cell = {key: np.array([st[key] for st in stats]) for key in stats[0]}
             rows.append([arm["name"], when, len(maps), stats[0]["pairs"]]
-                        + [f"{cell[k].mean():.2f} ± {cell[k].std(ddof=1) if len(maps) > 1 else 0.0:.2f}"
-                           for k in ("share_at_least_half", "smallest", "preceding_layer", "block_input")])
+                        + [_mean_std(cell[k]) for k in ("share_at_least_half", "smallest", "preceding_layer", "block_input")])
     return markdown_table(["arm", "weights", "seeds", "connected pairs", "share of pairs >= 0.5 of their target's max",
                            "smallest normalised weight", "on the preceding layer", "on the block input"], rows)
 
@@ -191,8 +195,7 @@ def gradient_table(results: dict) -> str:
     for arm in results["arms"]:
         for step, values in gradient_ratios(results, arm["name"]).items():
             values = np.array(values)
-            rows.append([arm["name"], step, " / ".join(f"{v:.2f}" for v in values),
-                         f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}"])
+            rows.append([arm["name"], step, " / ".join(f"{v:.2f}" for v in values), _mean_std(values)])
     return markdown_table(["arm", "step", "unit 1 / unit L-1, per seed", "mean ± std"], rows)
 
 

@@ -29,11 +29,16 @@ def _epilog() -> str:
     for name, experiment in EXPERIMENTS.items():
         laptop, paper = experiment.budget_at("laptop"), experiment.budget_at("paper")
         models = sorted({arm.model for arm in experiment.arms_at("paper")})
-        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.stem}.ipynb)")
+        lines.append(f"  {name:<18} {experiment.title} (notebooks/{experiment.notebook_stem}.ipynb)")
         lines.append(f"  {'':<18} laptop: {len(experiment.arms_at('laptop'))} arms x {laptop.seeds} seeds, "
                      f"{'x'.join(map(str, laptop.image_size))} images, {_steps(laptop)}; paper: {paper.dataset}, "
                      f"{_steps(paper)} of batch {paper.batch_size}, lr {paper.lr} {_SCHEDULES[paper.schedule]}, "
                      f"{paper.warmup_steps} warm-up iterations, {', '.join(models)}")
+    from keras_resnets.experiments.edge import MEASUREMENTS
+
+    lines += ["", "measurements (no paper claim, no verdict; laptop and smoke scales):"]
+    for name, measurement in MEASUREMENTS.items():
+        lines.append(f"  {name:<18} {measurement.title} (notebooks/{measurement.stem}.ipynb)")
     lines += ["", "--scale paper needs the dataset in TFDS's data dir (prepared beforehand: no download here)."]
     return "\n".join(lines)
 
@@ -43,8 +48,10 @@ def add_arguments(parser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _epilog()
-    parser.add_argument("name", metavar="NAME", choices=list(EXPERIMENTS),
-                        help=f"experiment: {', '.join(EXPERIMENTS)}")
+    from keras_resnets.experiments.edge import MEASUREMENTS
+
+    parser.add_argument("name", metavar="NAME", choices=list(EXPERIMENTS) + list(MEASUREMENTS),
+                        help=f"experiment: {', '.join(EXPERIMENTS)}; measurement: {', '.join(MEASUREMENTS)}")
     parser.add_argument("--scale", default="laptop", choices=SCALES,
                         help="laptop (default), paper or smoke (a few steps, one seed)")
     parser.add_argument("--dataset", default=None, help="dataset instead of the scale's (e.g. cifar10)")
@@ -58,6 +65,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # measured faster for these small nets on CPU
+    from keras_resnets.experiments.edge import MEASUREMENTS
+
+    if args.name in MEASUREMENTS:
+        return _measure(args)
     from keras_resnets.experiments.runner import run_experiment
 
     results = run_experiment(args.name, scale=args.scale, seeds=args.seeds, dataset=args.dataset, arms=args.arms,
@@ -68,5 +79,23 @@ def run(args) -> int:
     print(f"{results['title']} [{results['scale']}, {results['dataset']}]: {results['summary']}")
     print(arms_table(results))
     print(verdicts_table(results))
+    print(f"results: {results['path']}")
+    return 0
+
+
+def _measure(args) -> int:
+    from keras_resnets.experiments.edge import MEASUREMENTS, run_edge_deployment
+    from keras_resnets.experiments.report import edge_table
+
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--seeds", args.seeds), ("--arms", args.arms))
+             if value is not None]
+    if given:
+        raise ValueError(f"{given[0]} applies to experiments only; {args.name} is a measurement of one "
+                         f"classifier (allowed options: --scale, --results-dir, --figures-dir)")
+    MEASUREMENTS[args.name].budget_at(args.scale)  # a scale it lacks fails here, in one line
+    results = run_edge_deployment(args.scale, results_dir=args.results_dir, figures_dir=args.figures_dir,
+                                  progress=lambda line: print(line, flush=True))
+    print(f"{results['title']} [{results['scale']}]: {results['summary']}")
+    print(edge_table(results))
     print(f"results: {results['path']}")
     return 0

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from keras_resnets.experiments.edge import MEASUREMENTS
 from keras_resnets.experiments.spec import EXPERIMENTS, NOT_YET_RERUN
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
@@ -81,6 +82,25 @@ def _miou_table(results: dict) -> str:
                            "mean IoU % before its own training", "params", "steps", "paper"], rows)
 
 
+def cost_table(results: dict) -> str:
+    """Per arm: parameters, training time per run (wall and process CPU time over all threads), CPU ms
+    per step, and test accuracy per CPU-second (all of it, and the part above chance); mean ± std over seeds."""
+    chance = results.get("chance") or 0.0
+    rows = []
+    for arm in results["arms"]:
+        runs = [r for r in arm["runs"] if r.get("cpu_seconds") and r.get("test_accuracy") is not None]
+        if not runs:
+            continue
+        cpu = np.array([r["cpu_seconds"] for r in runs])
+        acc = np.array([r["test_accuracy"] for r in runs])
+        rows.append([arm["name"], runs[0]["params"], mean_std([r["seconds"] for r in runs], "seconds", 0),
+                     mean_std(cpu, "cpu_seconds", 0), mean_std(1e3 * cpu / np.array([r["steps"] for r in runs]), "ms", 0),
+                     mean_std(acc), mean_std(100 * acc / cpu, "per_cpu_second", 3),
+                     mean_std(100 * (acc - chance) / cpu, "per_cpu_second", 3)])
+    return markdown_table(["arm", "params", "wall s per run", "CPU s per run", "CPU ms per step", "test acc. %",
+                           "test acc. points per CPU-second", "points above chance per CPU-second"], rows)
+
+
 def describe(verdict: dict) -> str:
     """The numbers behind one verdict, in words."""
     numbers = verdict.get("numbers", {})
@@ -125,6 +145,42 @@ def show(results: dict) -> None:
             f"{'' if results.get('complete') else ' (INCOMPLETE: runs missing)'}\n\n"
             f"{arms_table(results)}\n\n*paper*: {results.get('metric_note', '')}\n\nOverall: **{results['summary']}**\n\n{verdicts_table(results)}"
             + _correlation_text(results))
+    _display(text)
+
+
+def edge_table(results: dict) -> str:
+    """A measurement's rows (``edge.py``): per mode, top-1 and agreement with Keras on the same images,
+    size, and batch-1 latency (median of round medians, the rounds' range, p10-p90 of every call)."""
+    float32 = next((r for r in results["rows"] if r["mode"] == "float32" and r["status"] == "ok"), None)
+    rows = []
+    for row in results["rows"]:
+        if row["status"] != "ok":
+            rows.append([row["mode"], row["status"], "–", "–", "–", "–", "–", "–", row.get("error", "")[:160]])
+            continue
+        lat = row["latency"]
+        ratio = f"{row['size_bytes'] / float32['size_bytes']:.2f}" if float32 else "–"
+        note = row.get("runtime", "") + (f"; kept in float: {row['kept_float']}" if row.get("kept_float") else "")
+        rows.append([row["mode"], row["status"], f"{100 * row['top1']:.2f}", f"{100 * row['agreement']:.2f}",
+                     f"{row['size_bytes'] / 1024:.1f}", ratio,
+                     f"{lat['median_ms']:.3f} [{min(lat['round_medians_ms']):.3f}–{max(lat['round_medians_ms']):.3f}]",
+                     f"{lat['p10_ms']:.3f}–{lat['p90_ms']:.3f}", note])
+    return markdown_table(["mode", "status", "top-1 %", "agrees with Keras %", "size KiB", "× float32 size",
+                           "latency ms: median [rounds' range]", "p10–p90 ms", "runtime"], rows)
+
+
+def show_measurement(results: dict) -> None:
+    """Display a measurement's results file (no verdict: it measures)."""
+    classifier = results["classifier"]
+    text = (f"**{results['title']}** — {results['scale']} scale, {classifier['model']} {classifier['kwargs']} "
+            f"({classifier['params']} parameters, seed {classifier['seed']}), {results['dataset']} "
+            f"{'×'.join(map(str, results['protocol']['budget']['image_size']))}, {results['test_images']} test "
+            f"images (chance {100 * results['chance']:.0f} %), {results['backend']}, {results['cpu']}, load average "
+            f"{results['load_average'][0]:.1f}, {results['wall_seconds'] / 60:.1f} min in all\n\n{edge_table(results)}"
+            f"\n\n**{results['summary']}**")
+    _display(text)
+
+
+def _display(text: str) -> None:
     try:
         from IPython.display import Markdown, display
 
@@ -147,6 +203,24 @@ def _correlation_text(results: dict) -> str:
     return text
 
 
+def _measurement_row(results: dict) -> list:
+    ok = [r for r in results["rows"] if r["status"] == "ok"]
+    float32 = next((r for r in ok if r["mode"] == "float32"), None)
+    parts = []
+    for row in ok:
+        size = f", {row['size_bytes'] / float32['size_bytes']:.2f}× size" if float32 and row is not float32 else ""
+        agrees = "" if row["mode"] == "Keras" else f" (agrees {100 * row['agreement']:.1f} %{size})"
+        parts.append(f"{row['mode']} {100 * row['top1']:.1f} %{agrees}")
+    failed = [r["mode"] for r in results["rows"] if r["status"] != "ok"]
+    budget = results["protocol"]["budget"]
+    classifier = results["classifier"]
+    text = (f"{classifier['model']} {classifier['kwargs']}, {results['dataset']} "
+            f"{'×'.join(map(str, budget['image_size']))}, top-1 on {results['test_images']} test images: "
+            + "; ".join(parts) + (f"; failed the package's verification: {', '.join(failed)}" if failed else ""))
+    return [results["title"], "–", text, results["summary"],
+            f"[{results['stem'][:2]}](notebooks/{results['stem']}.ipynb)"]
+
+
 def findings_rows(results_dir: str) -> list:
     """Rows of the README table: every verdict of every experiment with a laptop-scale results file (an
     interrupted run is marked incomplete; its claims whose arms lack seeds are "not tested"); one "not
@@ -154,7 +228,7 @@ def findings_rows(results_dir: str) -> list:
     rows = []
     for experiment in EXPERIMENTS.values():
         path = os.path.join(results_dir, f"{experiment.stem}.json")
-        notebook = f"[{experiment.stem[:2]}](notebooks/{experiment.stem}.ipynb)"
+        notebook = f"[{experiment.notebook_stem[:2]}](notebooks/{experiment.notebook_stem}.ipynb)"
         results = None
         if os.path.isfile(path):
             with open(path) as f:
@@ -181,6 +255,13 @@ def findings_rows(results_dir: str) -> list:
             verdict_text = verdict["verdict"] + ("" if _tested(verdict) else f" ({verdict['reason']})")
             rows.append([verdict["claim"], published, f"{setting}: {describe(verdict)}".rstrip(": "), verdict_text,
                          notebook])
+    for measurement in MEASUREMENTS.values():
+        path = os.path.join(results_dir, f"{measurement.stem}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                rows.append(_measurement_row(json.load(f)))
+        else:
+            rows.append([measurement.title, "–", "–", NOT_RERUN, f"[{measurement.stem[:2]}](notebooks/{measurement.stem}.ipynb)"])
     for stem, title in NOT_YET_RERUN.items():
         rows.append([title, "–", "–", NOT_RERUN, f"[{stem[:2]}](notebooks/{stem}.ipynb)"])
     return rows

@@ -8,8 +8,10 @@ Every run goes through the package's own training pieces (``load_dataset``, ``cr
 - ``train_error`` and ``train_crossentropy``: means over the last 10 % of the training batches (as
   the papers plot training error: on the augmented batches, during training); the cross-entropy is
   a metric *without* the L2 penalty that Keras' ``loss`` includes;
-- curves of both every ``curve_every`` steps, ``params``, ``seconds``, and ``diverged`` (a NaN loss
-  stops the run; it is reported, never used as evidence).
+- curves of both every ``curve_every`` steps, ``params``, ``seconds`` (wall clock), ``cpu_seconds`` (the
+  process's CPU time over all threads, which a loaded machine does not inflate the way it does wall
+  time), and ``diverged`` (a NaN loss stops the run; it is reported, never used as evidence);
+- ``probes``: the experiment's probe (``probes.py``) at its declared steps, when it applies.
 
 A grid experiment (the CIFAR-10 study) is arms x seeds too, each cell an arm with its own training
 settings (``Arm.train``); the file also gets each factor's share of the variance over every cell and
@@ -27,12 +29,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 
 import numpy as np
 
+from keras_resnets.experiments.probes import PLOTS, get_probe
 from keras_resnets.experiments.spec import Experiment, check_scale, get_experiment
+from keras_resnets.experiments.store import cpu_name, write_results
 from keras_resnets.experiments.verdicts import apply_rule, factor_shares, rank_correlation, summarise
 
 RESULTS_DIR = os.path.join("notebooks", "results")
@@ -47,21 +50,41 @@ def results_path(experiment: Experiment, scale: str, dataset: str | None, result
     return os.path.join(results_dir, f"{experiment.stem}{suffix}.json")
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
-
-
 def _protocol(experiment: Experiment, scale: str, budget) -> dict:
-    return {"scale": scale, "budget": budget.to_dict(),
-            "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs, **({"train": a.train} if a.train else {})}
-                     for a in experiment.arms_at(scale)]}
+    protocol = {"scale": scale, "budget": budget.to_dict(),
+                "arms": [{"name": a.label, "model": a.model, "kwargs": a.kwargs,
+                          **({"train": a.train} if a.train else {})} for a in experiment.arms_at(scale)]}
+    if experiment.probe:
+        protocol["probe"] = {"name": experiment.probe, "steps": probe_steps(experiment, budget)}
+    return protocol
+
+
+def probe_steps(experiment: Experiment, budget) -> list:
+    """The steps at which the experiment's probe runs (``None`` in the declaration: the last step)."""
+    steps = {budget.steps if s is None else int(s) for s in experiment.probe_steps}
+    return sorted(s for s in steps if 0 <= s <= budget.steps)
+
+
+def _probe_callback(probe, steps, data):
+    """Takes ``probe(model, data)`` before the first step (step 0) and after each step in ``steps``."""
+    import keras
+
+    class Probe(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = {}
+
+        def take(self, step):
+            if step in steps:
+                self.values[str(step)] = probe(self.model, data)
+
+        def on_train_begin(self, logs=None):
+            self.take(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.take(batch + 1)
+
+    return Probe()
 
 
 def _finite(value):
@@ -108,9 +131,12 @@ def load_data(budget, seed: int):
                         augment=budget.augment, expand=budget.expand(), seed=seed)
 
 
-def train_one(arm, budget, seed: int, data=None) -> dict:
+def train_one(arm, budget, seed: int, data=None, probe=None, probe_at=()) -> dict:
     """Train ``arm`` for ``budget.steps`` steps with ``seed`` (the arm's own ``train`` settings applied);
-    return the run's record (see the module doc)."""
+    return the run's record (see the module doc).
+
+    ``probe`` (a function of ``keras_resnets.experiments.probes``) is taken at the steps ``probe_at``
+    and stored under ``record["probes"]`` when it applies to the network."""
     import keras
 
     from keras_resnets.models import create_model
@@ -128,18 +154,20 @@ def train_one(arm, budget, seed: int, data=None) -> dict:
     compile_model(model, recipe, total_steps=budget.steps,
                   extra_metrics=[keras.metrics.SparseCategoricalCrossentropy(name="crossentropy")])
     curves = _batch_curves(budget.curve_every)
+    callbacks = [curves, keras.callbacks.TerminateOnNaN()]
+    probes = _probe_callback(probe, set(probe_at), data) if probe else None
     epochs = -(-budget.steps // data.steps_per_epoch)
-    start = time.time()
-    fit_model(model, data.train(epochs).take(budget.steps), 1,
-              callbacks=[curves, keras.callbacks.TerminateOnNaN()], verbose=0)
-    seconds = time.time() - start
+    start, cpu_start = time.time(), time.process_time()
+    fit_model(model, data.train(epochs).take(budget.steps), 1, callbacks=callbacks + ([probes] if probes else []),
+              verbose=0)
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     error = 1.0 - curves.per_step("accuracy")
     crossentropy = curves.per_step("crossentropy")
     steps_done = len(error)
     diverged = steps_done < budget.steps or not np.all(np.isfinite(crossentropy))
     tail = max(1, steps_done // 10)
     record = {"seed": int(seed), "steps": int(steps_done), "params": int(model.count_params()),
-              "seconds": round(seconds, 1), "diverged": bool(diverged),
+              "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "diverged": bool(diverged),
               "train_error": _finite(float(np.mean(error[-tail:]))) if steps_done else None,
               "train_crossentropy": _finite(float(np.mean(crossentropy[-tail:]))) if steps_done else None}
     if diverged:
@@ -150,6 +178,8 @@ def train_one(arm, budget, seed: int, data=None) -> dict:
     curve_steps, curve_error = _window_means(error, budget.curve_every)
     _, curve_ce = _window_means(crossentropy, budget.curve_every)
     record["curve"] = {"step": curve_steps, "train_error": curve_error, "train_crossentropy": curve_ce}
+    if probes and any(v is not None for v in probes.values.values()):
+        record["probes"] = probes.values
     return record
 
 
@@ -291,15 +321,6 @@ def refresh(results: dict, experiment: Experiment) -> dict:
     return results
 
 
-def _write(results: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _is_complete(results: dict, seed_lists: dict) -> bool:
     return all(set(seed_lists.get(a["name"], [])) <= {r["seed"] for r in a["runs"]} for a in results["arms"])
 
@@ -369,7 +390,8 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
             data_cache.clear()
             data_cache[key] = load_data(arm_budget, seed)
         data = data_cache[key]
-        record = train_one(arm, budget, seed, data)
+        record = train_one(arm, budget, seed, data, probe=get_probe(experiment.probe) if experiment.probe else None,
+                           probe_at=probe_steps(experiment, budget))
         results["chance"] = 1.0 / data.info.num_classes
         by_label[arm.label]["runs"].append(record)
         _save(results, experiment, seed_lists, [record], path, figures_dir)
@@ -385,16 +407,16 @@ def _save(results, experiment, seed_lists, records, path, figures_dir) -> None:
     results["wall_seconds"] = round(results["wall_seconds"] + sum(r["seconds"] for r in records), 1)
     results["complete"] = _is_complete(results, seed_lists)
     refresh(results, experiment)
-    _write(results, path)
+    write_results(results, path)
     if figures_dir:
-        plot_results(results, os.path.join(figures_dir, f"{os.path.basename(path)[:-5]}.png"))
+        plot_figures(results, experiment, figures_dir, os.path.basename(path)[:-5])
 
 
 def _finish(results, experiment, seed_lists, path) -> dict:
     results["complete"] = _is_complete(results, seed_lists)
     refresh(results, experiment)
     if results["chance"] is not None:
-        _write(results, path)
+        write_results(results, path)
     results["path"] = path
     return results
 
@@ -422,13 +444,23 @@ def _run_staged(experiment, scale, budget, seed_lists, results, by_label, path, 
     return _finish(results, experiment, seed_lists, path)
 
 
+def plot_figures(results: dict, experiment: Experiment, figures_dir: str, stem: str) -> list:
+    """The experiment's figures: ``<stem>.png`` (curves and test accuracy) and, with a probe that has a
+    picture, ``<notebook number>_<picture>.png`` (a suffixed scale or dataset keeps its suffix)."""
+    paths = [plot_results(results, os.path.join(figures_dir, f"{stem}.png"))]
+    if experiment.probe in PLOTS and any(r.get("probes") for a in results["arms"] for r in a["runs"]):
+        name, plot = PLOTS[experiment.probe]
+        suffix = stem[len(experiment.stem):]
+        paths.append(plot(results, os.path.join(figures_dir, f"{experiment.stem[:2]}_{name}{suffix}.png")))
+    return paths
+
+
 def plot_results(results: dict, path: str) -> str:
     """Training error (log axis, mean over seeds, min-max band) per arm, and test accuracy per seed
-    (a grid experiment: ``plot_grid``)."""
-    import matplotlib
+    (a grid experiment: ``plot_grid``; the staged protocol: ``plot_staged``)."""
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if results.get("figure") == "grid":
         return plot_grid(results, path)
@@ -474,17 +506,7 @@ def plot_results(results: dict, path: str) -> str:
     status = "" if results.get("complete") else f", INCOMPLETE ({done} runs; arms or seeds missing)"
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale{status}", fontsize=10)
-    return _save_figure(fig, path)
-
-
-def _save_figure(fig, path: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def _grid_axes(results: dict):
@@ -499,10 +521,9 @@ def _grid_axes(results: dict):
 def plot_grid(results: dict, path: str) -> str:
     """Heat maps of a grid experiment: our mean test accuracy per cell beside the paper's, each on its own
     colour scale, with the chance guard's cells marked."""
-    import matplotlib
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows, columns = _grid_axes(results)
     ours = np.full((len(rows), len(columns)), np.nan)
@@ -552,16 +573,15 @@ def plot_grid(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, size)) if size else 'native'}, "
                  f"{budget['steps']} steps, {results['scale']} scale (* mean of 2 seeds; below chance + 20 points: "
                  f"'(chance)'){status}", fontsize=10)
-    return _save_figure(fig, path)
+    return save(fig, path, dpi=110)
 
 
 def plot_staged(results: dict, path: str) -> str:
     """The staged protocol: validation mean IoU per epoch (front-end, then the two continuations from its
     checkpoint), and test mean IoU per seed with lines pairing the seeds."""
-    import matplotlib
+    from keras_resnets.experiments.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = {a["name"]: a for a in results["arms"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
@@ -598,4 +618,35 @@ def plot_staged(results: dict, path: str) -> str:
     fig.suptitle(f"{results['title']}\n{results['dataset']} {'x'.join(map(str, budget['image_size']))}, front-end "
                  f"{budget['steps']} steps + {budget['extra_steps']} steps, {results['scale']} scale{status}",
                  fontsize=10)
-    return _save_figure(fig, path)
+    return save(fig, path, dpi=110)
+
+
+def plot_cost(results: dict, path: str) -> str:
+    """Test accuracy (mean over seeds, bar: min-max) against parameters and against CPU seconds per run."""
+    from keras_resnets.experiments.figures import pyplot, save
+
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, arm in enumerate(a for a in results["arms"] if a["runs"]):
+        runs = [r for r in arm["runs"] if r.get("test_accuracy") is not None]
+        if not runs:
+            continue
+        acc = 100 * np.array([r["test_accuracy"] for r in runs])
+        colour = plt.get_cmap("tab10")(i % 10)
+        for ax, x in ((axes[0], runs[0]["params"]), (axes[1], np.mean([r.get("cpu_seconds", np.nan) for r in runs]))):
+            ax.errorbar(x, acc.mean(), yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]], capsize=4,
+                        fmt="s" if "dense" in arm["model"] else "o", color=colour,
+                        label=f"{arm['name']} ({len(runs)} seeds)")
+    budget = results["protocol"]["budget"]
+    for ax, xlabel in ((axes[0], "parameters (log scale)"), (axes[1], "CPU seconds per run (log scale; all threads)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy % (mean; bar: min-max over seeds)")
+        ax.axhline(100 * (results.get("chance") or 0), color="grey", linestyle=":", label="chance")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{results['title']}: accuracy against size and cost\n{results['dataset']} "
+                 f"{'x'.join(map(str, budget['image_size'] or ['native']))}, {budget['steps']} steps, {results['cpu']}",
+                 fontsize=9)
+    return save(fig, path, dpi=100)

@@ -71,7 +71,8 @@ def test_crossentropy_metric_leaves_out_the_weight_decay_penalty():
 def test_names_scales_and_the_cli_listing(capsys):
     from keras_resnets.cli import main
 
-    assert list_experiments() == ["degradation", "identity_mappings", "densenet", "dilated_context", "cifar10_study"]
+    assert list_experiments() == ["degradation", "degradation_long", "identity_mappings", "densenet",
+                                  "dilated_context", "cifar10_study"]
     assert get_experiment("01_degradation").name == "degradation"
     with pytest.raises(ValueError, match="unknown experiment 'degradaton'.*did you mean degradation"):
         get_experiment("degradaton")
@@ -80,6 +81,7 @@ def test_names_scales_and_the_cli_listing(capsys):
     text = capsys.readouterr().out
     assert "degradation" in text and "identity_mappings" in text and "--scale paper" in text
     assert "cifar10_study" in text and "dilated_context" in text
+    assert "edge_deployment" in text  # a measurement, listed apart from the experiments
 
 
 def test_a_grid_cell_trains_with_its_own_augmentation_and_lr_ratio(tmp_path):

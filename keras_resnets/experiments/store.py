@@ -3,26 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 
-
-def cpu_name() -> str:
-    """``<model name> (<n> logical CPUs)`` from /proc/cpuinfo (the platform's name elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
+from keras_resnets.calibration import cpu_name  # noqa: F401  (the one description of the machine)
+from keras_resnets.files import atomic_write
 
 
 def write_results(results: dict, path: str) -> None:
-    """Write ``results`` to ``path`` as JSON through a temporary file and a rename (never half a file)."""
+    """Write ``results`` to ``path`` as JSON, whole or not at all (``keras_resnets.files.atomic_write``);
+    NaN is refused, so a results file is valid JSON everywhere."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1, allow_nan=False)
+            f.write("\n")
+
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, write)

@@ -11,7 +11,6 @@ and a figure.
 """
 from keras_resnets.experiments.spec import (  # noqa: F401
     EXPERIMENTS,
-    NOT_YET_RERUN,
     SCALES,
     Arm,
     Budget,

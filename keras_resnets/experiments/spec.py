@@ -488,8 +488,6 @@ DILATED_CONTEXT = Experiment(
 EXPERIMENTS = {e.name: e for e in (DEGRADATION, DEGRADATION_LONG, IDENTITY_MAPPINGS, DENSENET, DILATED_CONTEXT,
                                    CIFAR10_STUDY)}
 
-# Notebooks whose claims are not yet declared as experiments: the README and the notebooks say so.
-NOT_YET_RERUN = {}
 
 
 def get_experiment(name: str) -> Experiment:

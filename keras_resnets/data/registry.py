@@ -290,14 +290,18 @@ def get_dataset(name: str) -> DatasetEntry:
     """The entry of ``name``: a registered one, ``folder`` for a folder path, else TFDS classification.
 
     Raises:
-        ValueError: ``name`` is not a non-empty string.
+        ValueError: ``name`` is none of these (the message lists the registered names).
     """
+    unknown = (f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}, a folder of class sub-folders "
+               "or a TFDS image-classification name")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)} or any TFDS name")
+        raise ValueError(unknown)
     if name in DATASETS:
         return DATASETS[name]
     if os.path.isdir(os.path.expanduser(name)):
         return DATASETS[sources.FOLDER]
+    if not sources.is_tfds_name(name):
+        raise ValueError(unknown)
     return DatasetEntry(name, CLASSIFICATION, f"TFDS {name}", False, STREAMING_OPTIONS, _load_tfds,
                         _tfds_split)
 

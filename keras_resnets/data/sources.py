@@ -174,6 +174,17 @@ def tfds_split_names(builder) -> tuple:
     return "train", "test" if "test" in splits else "validation"
 
 
+def is_tfds_name(name: str) -> bool:
+    """Whether TFDS has a builder called ``name`` (imports TFDS; reads no data)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder_cls(name.split(":")[0].split("/")[0])
+    except Exception:  # tfds raises DatasetNotFoundError and friends for unknown names
+        return False
+    return True
+
+
 def tfds_builder(name: str, data_dir=None, download: bool = False):
     """The TFDS builder of ``name`` in ``data_dir``, its data checked readable (``ensure_prepared``).
 
@@ -190,10 +201,7 @@ def tfds_builder(name: str, data_dir=None, download: bool = False):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # tfds raises DatasetNotFoundError and friends for unknown names
-        raise ValueError(
-            f"unknown dataset {name!r}; allowed: {DIGITS!r}, {FOLDER!r} (with data_dir) or a TFDS "
-            f"image-classification name such as cifar10, cifar100, imagenette ({type(err).__name__})"
-        ) from None
+        raise ValueError(f"unknown TFDS dataset {name!r} ({type(err).__name__})") from None
     ensure_prepared(builder, name, data_dir, download)
     return builder, data_dir
 

@@ -327,8 +327,10 @@ def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, 
     if isinstance(data, tuple) and len(data) == 2:
         return model.fit(*data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
                          callbacks=list(callbacks), verbose=verbose)
+    tf = sys.modules.get("tensorflow")  # a tf.data pipeline orders its own batches; never import TF for this
+    pipeline = tf is not None and isinstance(data, tf.data.Dataset)
     return model.fit(data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                     callbacks=list(callbacks), verbose=verbose)
+                     callbacks=list(callbacks), verbose=verbose, shuffle=not pipeline)
 
 
 def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(), verbose="auto"):

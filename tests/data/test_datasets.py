@@ -83,7 +83,7 @@ def test_image_folder_with_validation_split(tmp_path):
         (dict(name="digits", batch_size=-8), r"got -8"),
         (dict(name="digits", channels=2), r"channels must be 1 or 3; got 2"),
         (dict(name="digits", expand=1), r"expand > 0 needs an augmentation policy"),
-        (dict(name="no_such_dataset_xyz"), r"unknown dataset 'no_such_dataset_xyz'; allowed: 'digits'"),
+        (dict(name="no_such_dataset_xyz"), r"unknown dataset 'no_such_dataset_xyz'; allowed: digits, textured_digits, folder, cifar10"),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_value(kwargs, pattern):

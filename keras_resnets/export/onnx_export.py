@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_resnets.export import report as report_lib
+from keras_resnets.export import ops as ops_report, report as report_lib
 from keras_resnets.export.errors import ExportError, UnsupportedOperationError, VerificationError
 from keras_resnets.export.publish import ExportResult, Staging, refuse_overwrite
 from keras_resnets.export.verify import compare_predictions, float32_parity_check
@@ -26,7 +26,8 @@ def export_onnx(src, name: str, out_dir: Path, force: bool, data, preprocessing:
 
     Raises:
         ExportError: tf2onnx/onnxruntime are missing, or there is no data to check against.
-        UnsupportedOperationError: the converter cannot express the model (one line, its reason).
+        UnsupportedOperationError: the converter cannot express the model, or left ops in the file that
+            ONNX does not define (one line, naming them).
         VerificationError: onnxruntime's outputs differ from Keras' beyond the float32 bar.
     """
     try:
@@ -48,6 +49,11 @@ def export_onnx(src, name: str, out_dir: Path, force: bool, data, preprocessing:
         except Exception as err:  # tf2onnx's errors carry the op it could not express
             first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
             raise UnsupportedOperationError(f"ONNX export of {src.name} failed: {first[:300]}") from None
+        operators = ops_report.onnx_op_report(staging.path / files[0])
+        if operators["undefined_ops"]:
+            raise UnsupportedOperationError(
+                f"ONNX export of {src.name} failed: the converter left op(s) that ONNX does not define: "
+                f"{', '.join(operators['undefined_ops'])}; nothing was written")
         session = onnxruntime.InferenceSession(str(staging.path / files[0]), providers=["CPUExecutionProvider"])
         feed = session.get_inputs()[0].name
         exported = np.concatenate([session.run(None, {feed: inputs[i:i + 64]})[0] for i in range(0, len(inputs), 64)])
@@ -59,7 +65,8 @@ def export_onnx(src, name: str, out_dir: Path, force: bool, data, preprocessing:
         report = {"artifact": files[0], "source": str(src.model_path), "format": "onnx", "task": src.task.name,
                   "precision": "float32", "batch": None, "input_pixels": "raw" if preprocessing else "normalized",
                   "size_bytes": (staging.path / files[0]).stat().st_size, "labels": list(src.class_names),
-                  "runtime": f"onnxruntime {onnxruntime.__version__}", "accuracy": accuracy, "checks": [check]}
+                  "runtime": f"onnxruntime {onnxruntime.__version__}", "accuracy": accuracy, "checks": [check],
+                  "onnx_ops": operators}
         staging.write({files[1]: report, files[2]: report_lib.markdown_report(report)})
         staging.publish(files, force)
     return ExportResult(artifact=out_dir / files[0], report_json=out_dir / files[1], report_md=out_dir / files[2],

@@ -9,6 +9,11 @@
 - for full-integer artifacts, whether every op is a builtin computing on integer tensors only
   with static shapes: what Edge-TPU-style accelerators (and NNAPI's integer drivers) need to
   take the whole graph.
+
+:func:`onnx_op_report` is the same section for an ONNX file: its op list, the opsets it imports,
+ops of other domains (which only a runtime that registers them runs) and ops the ONNX standard
+does not define (a converter that could not express a TensorFlow op leaves it in under its own
+name; no runtime loads such a file).
 """
 from __future__ import annotations
 
@@ -50,6 +55,33 @@ def delegate_report(flatbuffer: bytes, *, full_integer: bool) -> dict:
                                    "float_ops": float_ops, "dynamic_shape_tensors": dynamic[:10],
                                    "dynamic_shape_count": len(dynamic)}
     return section
+
+
+_ONNX_STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+
+def onnx_op_report(path) -> dict:
+    """The ``operators`` report section of the ONNX file at ``path`` (see the module docstring)."""
+    import onnx
+    import onnx.defs
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    nodes = [(node.domain or "", node.op_type) for node in graph.node]
+    counts = collections.Counter(op if domain in _ONNX_STANDARD_DOMAINS else f"{domain}.{op}" for domain, op in nodes)
+    return {"ops": dict(sorted(counts.items())), "op_count": len(nodes),
+            "custom_ops": sorted({f"{d}.{op}" for d, op in nodes if d not in _ONNX_STANDARD_DOMAINS}),
+            "undefined_ops": sorted({op for d, op in nodes
+                                     if d in _ONNX_STANDARD_DOMAINS and not onnx.defs.has(op, d)})}
+
+
+def onnx_markdown_lines(section: dict | None) -> list:
+    """The ONNX report's ``## Ops`` lines."""
+    if not section:
+        return []
+    return ["", "## Ops", "",
+            f"- ops ({section['op_count']}): " + ", ".join(f"{name} x{n}" for name, n in section["ops"].items()),
+            f"- ops outside the ONNX standard domains: {', '.join(section['custom_ops']) or 'none'}",
+            f"- ops the ONNX standard does not define: {', '.join(section['undefined_ops']) or 'none'}"]
 
 
 def gpu_compatibility(flatbuffer: bytes) -> dict:

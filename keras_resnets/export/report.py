@@ -74,6 +74,7 @@ def markdown_report(report: dict) -> str:
                   f"(allowed {ops['elementwise_ops_allowed']}); SPACE_TO_BATCH/BATCH_TO_SPACE: "
                   f"{ops['space_to_batch_ops']}"]
     lines += tflite_metadata.markdown_lines(report.get("standard_metadata")) + ops_report.markdown_lines(report.get("delegates"))
+    lines += ops_report.onnx_markdown_lines(report.get("onnx_ops"))
     if report.get("checks"):
         lines += ["", "## Checks", ""]
         lines += [f"- [{'x' if c['passed'] else ' '}] {c['name']}{'' if c.get('required', True) else ' (informational)'}: "

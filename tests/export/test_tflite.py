@@ -108,3 +108,24 @@ def test_onnx_export_is_checked_with_onnxruntime(fresh_run):
     assert report["accuracy"]["prediction_agreement"] == 100.0
     with pytest.raises(ExportError, match=r"^--to onnx exports float32 only; got quantize='int8'"):
         export_model(fresh_run, to="onnx", quantize="int8")
+    assert report["onnx_ops"]["ops"]["Conv"] == 4 and report["onnx_ops"]["undefined_ops"] == []
+    assert "## Ops" in result.report_md.read_text()
+
+
+def test_onnx_export_refuses_a_model_with_an_op_onnx_does_not_define(tmp_path):
+    """tf2onnx leaves TensorFlow's ``Erfinv`` in the graph under its own name; onnxruntime cannot load that."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class InverseErf(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.erfinv(keras.ops.tanh(x) * 0.5)
+
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.GlobalAveragePooling2D()(InverseErf()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x)).save(tmp_path / "erfinv.keras")
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=r"^ONNX export of erfinv failed: the converter left op\(s\) that ONNX "
+                                          r"does not define: Erfinv; nothing was written$"):
+        export_model(tmp_path / "erfinv.keras", to="onnx", dataset="digits", output_dir=out, eval_samples=32)
+    assert not out.exists() or not any(out.iterdir())

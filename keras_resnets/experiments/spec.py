@@ -237,6 +237,48 @@ DEGRADATION_LONG = replace(
     probe_steps=(0, 100, 600, None),
 )
 
+# A third version, declared after plain-56 stayed at constant prediction in the 2,400-step run: the same
+# protocol at 32 layers, the shallowest depth of the paper's Fig. 6 where the plain net is deeper than plain-20.
+_DEGRADATION_32_ARMS = (
+    Arm("plain20", "cifar_plain20", paper="Fig. 6: lower training error than plain-32"),
+    Arm("plain32", "cifar_plain32", paper="Fig. 6: higher training error than plain-20"),
+    Arm("resnet20", "cifar_resnet20", paper="8.75 % test error"),
+    Arm("resnet32", "cifar_resnet32", paper="7.51 % test error"),
+)
+
+DEGRADATION_32 = replace(
+    DEGRADATION_LONG,
+    name="degradation_32",
+    stem="01_degradation_32",
+    title="Degradation at 32 layers (2,400 steps): plain-32 trains worse than plain-20; ResNet-32 does not",
+    paper=("He et al. 2016 (Deep Residual Learning), CIFAR-10 Fig. 6 (left): the training error of the plain "
+           "nets rises with depth at every depth shown, plain-32 above plain-20; with identity shortcuts "
+           "(Fig. 6 middle) it falls with depth, ResNet-32 below ResNet-20 (test error 7.51 vs 8.75 %)."),
+    expectation=("A new version, declared after `degradation_long`, where plain-56 stayed at constant prediction "
+                 "(train cross-entropy ln 10) on every seed while plain-20, ResNet-20 and ResNet-56 reached 87-90 % "
+                 "test accuracy. Its gradient at unit 1 was 818-2249x that at unit L-1 at initialisation and "
+                 "fell to ~1e-5 of its initial value by step 100. Measured before this run (random init, one "
+                 "batch of 128, 12x12): unit 1 / unit L-1 is 4.0 for plain-20, 25.5 for plain-32 and 788 for "
+                 "plain-56 (2238 at 32x32: not an artefact of small images); the growth per unit is 1.2-1.3. "
+                 "Changed: plain-32/ResNet-32 in place of the 56-layer nets; budget, seeds, data, learning rate, "
+                 "warm-up and probes are those of `degradation_long`. Expected: plain-32 leaves chance (its "
+                 "gradient ratio is 30x smaller than plain-56's); plain-32 has higher training error than "
+                 "plain-20 (the paper's effect; at 2,400 steps, with cosine decay to 0 and ~4 % final training "
+                 "error for plain-20, the gap may be small: 'partly' is then a budget limit); ResNet-32 below "
+                 "plain-32 is the most likely result; ResNet-32 below ResNet-20 the weakest. Cost (idle, TF + "
+                 "oneDNN): plain-32/ResNet-32 ~0.1 s/step, about 13 min per seed for the four arms."),
+    arms=_same_arms(_DEGRADATION_32_ARMS),
+    rules=(
+        Rule("Degradation: plain-32 has higher training error than plain-20", "plain20", "plain32", "train_error"),
+        Rule("Shortcuts remove it: ResNet-32 has lower training error than plain-32", "resnet32", "plain32",
+             "train_error"),
+        Rule("Deeper residual nets train better: ResNet-32 has lower training error than ResNet-20", "resnet32",
+             "resnet20", "train_error"),
+        Rule("Degradation shows in test error: plain-32 has higher test error than plain-20", "plain20", "plain32",
+             "test_error"),
+    ),
+)
+
 # --- 02: Identity Mappings Tables 1 and 2 (He et al. 2016b) --------------------------------------------
 _R20 = "cifar_resnet20"
 _R110 = "preact_resnet110"
@@ -485,7 +527,7 @@ DILATED_CONTEXT = Experiment(
     protocol="staged",
 )
 
-EXPERIMENTS = {e.name: e for e in (DEGRADATION, DEGRADATION_LONG, IDENTITY_MAPPINGS, DENSENET, DILATED_CONTEXT,
+EXPERIMENTS = {e.name: e for e in (DEGRADATION, DEGRADATION_LONG, DEGRADATION_32, IDENTITY_MAPPINGS, DENSENET, DILATED_CONTEXT,
                                    CIFAR10_STUDY)}
 
 

@@ -446,12 +446,14 @@ def _run_staged(experiment, scale, budget, seed_lists, results, by_label, path, 
 
 def plot_figures(results: dict, experiment: Experiment, figures_dir: str, stem: str) -> list:
     """The experiment's figures: ``<stem>.png`` (curves and test accuracy) and, with a probe that has a
-    picture, ``<notebook number>_<picture>.png`` (a suffixed scale or dataset keeps its suffix)."""
+    picture, ``<notebook number>_<picture><version>.png``: the version is what the stem adds to its
+    notebook's (``_long`` for ``01_degradation_long``), and a suffixed scale or dataset keeps its suffix."""
     paths = [plot_results(results, os.path.join(figures_dir, f"{stem}.png"))]
     if experiment.probe in PLOTS and any(r.get("probes") for a in results["arms"] for r in a["runs"]):
         name, plot = PLOTS[experiment.probe]
+        version = experiment.stem[len(experiment.notebook_stem):]
         suffix = stem[len(experiment.stem):]
-        paths.append(plot(results, os.path.join(figures_dir, f"{experiment.stem[:2]}_{name}{suffix}.png")))
+        paths.append(plot(results, os.path.join(figures_dir, f"{experiment.stem[:2]}_{name}{version}{suffix}.png")))
     return paths
 
 

@@ -176,12 +176,31 @@ def _budgets(laptop: Budget = LAPTOP, paper: Budget = PAPER) -> dict:
 
 
 # --- 01: degradation (He et al. 2016, Deep Residual Learning, Fig. 6 / Sec. 4.2) -----------------------
-_DEGRADATION_ARMS = (
-    Arm("plain20", "cifar_plain20", paper="Fig. 6: lower training and test error than plain-56"),
-    Arm("plain56", "cifar_plain56", paper="Fig. 6: higher training and test error than plain-20"),
-    Arm("resnet20", "cifar_resnet20", paper="8.75 % test error"),
-    Arm("resnet56", "cifar_resnet56", paper="6.97 % test error"),
-)
+_RESNET_TEST_ERROR = {20: "8.75", 32: "7.51", 56: "6.97"}  # He et al. 2016, Table 6, CIFAR-10 test error %
+
+
+def _degradation_arms(deep: int, compared: str) -> tuple:
+    """plain-20, plain-``deep``, ResNet-20 and ResNet-``deep``; ``compared``: what Fig. 6 orders them by."""
+    return (
+        Arm("plain20", "cifar_plain20", paper=f"Fig. 6: lower {compared} than plain-{deep}"),
+        Arm(f"plain{deep}", f"cifar_plain{deep}", paper=f"Fig. 6: higher {compared} than plain-20"),
+        Arm("resnet20", "cifar_resnet20", paper=f"{_RESNET_TEST_ERROR[20]} % test error"),
+        Arm(f"resnet{deep}", f"cifar_resnet{deep}", paper=f"{_RESNET_TEST_ERROR[deep]} % test error"),
+    )
+
+
+def _degradation_rules(deep: int) -> tuple:
+    plain, resnet = f"plain{deep}", f"resnet{deep}"
+    return (
+        Rule(f"Degradation: plain-{deep} has higher training error than plain-20", "plain20", plain, "train_error"),
+        Rule(f"Shortcuts remove it: ResNet-{deep} has lower training error than plain-{deep}", resnet, plain,
+             "train_error"),
+        Rule(f"Deeper residual nets train better: ResNet-{deep} has lower training error than ResNet-20", resnet,
+             "resnet20", "train_error"),
+        Rule(f"Degradation shows in test error: plain-{deep} has higher test error than plain-20", "plain20", plain,
+             "test_error"),
+    )
+
 
 DEGRADATION = Experiment(
     name="degradation",
@@ -196,17 +215,9 @@ DEGRADATION = Experiment(
                  "is large), and ResNet-56 lower training error than plain-56. ResNet-56 below ResNet-20 is the "
                  "weakest expectation at 600 steps (in Fig. 6 the deeper ResNets pull ahead late): 'partly' or "
                  "'not reproduced' there would be a budget limit, not evidence against the paper."),
-    arms=_same_arms(_DEGRADATION_ARMS),
+    arms=_same_arms(_degradation_arms(56, "training and test error")),
     budgets=_budgets(),
-    rules=(
-        Rule("Degradation: plain-56 has higher training error than plain-20", "plain20", "plain56", "train_error"),
-        Rule("Shortcuts remove it: ResNet-56 has lower training error than plain-56", "resnet56", "plain56",
-             "train_error"),
-        Rule("Deeper residual nets train better: ResNet-56 has lower training error than ResNet-20", "resnet56",
-             "resnet20", "train_error"),
-        Rule("Degradation shows in test error: plain-56 has higher test error than plain-20", "plain20", "plain56",
-             "test_error"),
-    ),
+    rules=_degradation_rules(56),
     metric_note="the paper's numbers are CIFAR-10 test error (%) or the shape of its Fig. 6 curves",
     order="seeds",
 )
@@ -239,13 +250,6 @@ DEGRADATION_LONG = replace(
 
 # A third version, declared after plain-56 stayed at constant prediction in the 2,400-step run: the same
 # protocol at 32 layers, the shallowest depth of the paper's Fig. 6 where the plain net is deeper than plain-20.
-_DEGRADATION_32_ARMS = (
-    Arm("plain20", "cifar_plain20", paper="Fig. 6: lower training error than plain-32"),
-    Arm("plain32", "cifar_plain32", paper="Fig. 6: higher training error than plain-20"),
-    Arm("resnet20", "cifar_resnet20", paper="8.75 % test error"),
-    Arm("resnet32", "cifar_resnet32", paper="7.51 % test error"),
-)
-
 DEGRADATION_32 = replace(
     DEGRADATION_LONG,
     name="degradation_32",
@@ -267,16 +271,8 @@ DEGRADATION_32 = replace(
                  "error for plain-20, the gap may be small: 'partly' is then a budget limit); ResNet-32 below "
                  "plain-32 is the most likely result; ResNet-32 below ResNet-20 the weakest. Cost (idle, TF + "
                  "oneDNN): plain-32/ResNet-32 ~0.1 s/step, about 13 min per seed for the four arms."),
-    arms=_same_arms(_DEGRADATION_32_ARMS),
-    rules=(
-        Rule("Degradation: plain-32 has higher training error than plain-20", "plain20", "plain32", "train_error"),
-        Rule("Shortcuts remove it: ResNet-32 has lower training error than plain-32", "resnet32", "plain32",
-             "train_error"),
-        Rule("Deeper residual nets train better: ResNet-32 has lower training error than ResNet-20", "resnet32",
-             "resnet20", "train_error"),
-        Rule("Degradation shows in test error: plain-32 has higher test error than plain-20", "plain20", "plain32",
-             "test_error"),
-    ),
+    arms=_same_arms(_degradation_arms(32, "training error")),
+    rules=_degradation_rules(32),
 )
 
 # --- 02: Identity Mappings Tables 1 and 2 (He et al. 2016b) --------------------------------------------

@@ -193,10 +193,11 @@ def plan_run(options: TrainOptions) -> TrainPlan:
     )
 
 
-def describe_recipe(config: RunConfig, given=frozenset()) -> str:
+def describe_recipe(config: RunConfig, given=frozenset(), mirrorable: bool = True) -> str:
     """One line: the effective recipe and where each value came from (``[set]``: an argument or flag).
 
     ``given``: the names set by an argument (``TrainPlan.given``); the other values are the recipe's.
+    ``mirrorable``: the dataset's (``DatasetInfo.mirrorable``); the ``*flip*`` policies do not mirror others.
     """
     def mark(name: str, text: str) -> str:
         return f"{text} [set]" if name in given else text
@@ -218,6 +219,8 @@ def describe_recipe(config: RunConfig, given=frozenset()) -> str:
         epochs += f" (the recipe's {config.iterations} iterations)"
     augment = mark("augment", f"augment {config.augment}") + (
         " " + mark("expand", f"expand x{config.expand}") if config.expand else "")
+    if "flip" in config.augment and not mirrorable:
+        augment += f" (no flip: a mirrored {config.dataset} image changes its label)"
     if "recipe" in given:
         source = "set"
     elif recipes_lib.MODEL_RECIPES.get(config.model) == config.recipe:

@@ -284,7 +284,7 @@ def test_registry_passes_streaming_options_of_folder_and_tfds_sets(folder):
     from keras_resnets.data.streaming import StreamingDatasets
 
     assert registry.get_dataset("folder").options == ("streaming", "cache")
-    assert registry.get_dataset("some_tfds_set").options == ("streaming", "cache")
+    assert registry.get_dataset("mnist").options == ("streaming", "cache")
     data = registry.load("folder", {"streaming": True}, data_dir=folder, batch_size=4, image_size=(16, 16))
     assert isinstance(data, StreamingDatasets)
     data = registry.load("folder", {"streaming": False}, data_dir=folder, batch_size=4, image_size=(16, 16))

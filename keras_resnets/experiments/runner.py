@@ -159,7 +159,7 @@ def train_one(arm, budget, seed: int, data=None, probe=None, probe_at=()) -> dic
     epochs = -(-budget.steps // data.steps_per_epoch)
     start, cpu_start = time.time(), time.process_time()
     fit_model(model, data.train(epochs).take(budget.steps), 1, callbacks=callbacks + ([probes] if probes else []),
-              verbose=0)
+              verbose=0, steps_per_epoch=budget.steps)
     seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     error = 1.0 - curves.per_step("accuracy")
     crossentropy = curves.per_step("crossentropy")
@@ -398,7 +398,7 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         if progress:
             acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
             progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
-                     f"{record['train_error']}, {record['seconds']:.0f} s")
+                     f"{record['train_error']:.3f}, {record['seconds']:.0f} s")
     return _finish(results, experiment, seed_lists, path)
 
 

@@ -300,7 +300,7 @@ def reconcile_resume(run: RunDir, config: RunConfig, continue_epochs: int | None
 
 
 def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, validation_data=None,
-              callbacks=(), verbose="auto") -> keras.callbacks.History:
+              callbacks=(), verbose="auto", steps_per_epoch: int | None = None) -> keras.callbacks.History:
     """Fit a compiled model: the one place where training iterates.
 
     Args:
@@ -313,6 +313,8 @@ def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, 
         validation_data: validation input; defaults to ``data.validation`` for ``Datasets``.
         callbacks: Keras callbacks.
         verbose: Keras verbosity (``"auto"``: progress bar).
+        steps_per_epoch: batches per epoch of a pipeline whose length TensorFlow cannot tell (Keras
+            warns that it "ran out of data" without it); ``Datasets`` know their own.
     """
     from keras_resnets.data.contract import DatasetPipelines
 
@@ -333,7 +335,7 @@ def fit_model(model: keras.Model, data, epochs: int, *, initial_epoch: int = 0, 
     tf = sys.modules.get("tensorflow")  # a tf.data pipeline orders its own batches; never import TF for this
     pipeline = tf is not None and isinstance(data, tf.data.Dataset)
     return model.fit(data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                     callbacks=list(callbacks), verbose=verbose, shuffle=not pipeline)
+                     callbacks=list(callbacks), verbose=verbose, shuffle=not pipeline, steps_per_epoch=steps_per_epoch)
 
 
 def fit_run(net, data, run: RunDir, config: RunConfig, resume: bool, callbacks=(), verbose="auto"):

@@ -397,8 +397,9 @@ def run_experiment(name: str, scale: str = "laptop", seeds=None, dataset: str | 
         _save(results, experiment, seed_lists, [record], path, figures_dir)
         if progress:
             acc = "diverged" if record["diverged"] else f"test acc {record['test_accuracy']:.3f}"
-            progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error "
-                     f"{record['train_error']:.3f}, {record['seconds']:.0f} s")
+            error = "n/a" if record["train_error"] is None else f"{record['train_error']:.3f}"
+            progress(f"{experiment.name} [{scale}] {arm.label} seed {seed}: {acc}, train error {error}, "
+                     f"{record['seconds']:.0f} s")
     return _finish(results, experiment, seed_lists, path)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import keras
 from keras import layers
@@ -107,7 +108,7 @@ def load_weights(model: keras.Model, weights) -> keras.Model:
             source = keras.saving.load_model(path, compile=False)
             _copy_weights(source, model)
         else:
-            model.load_weights(path)
+            _load_weights_file(model, path)
     except ValueError as err:
         detail = _first_line(err).rstrip(":")
         count = None if path.endswith(".keras") else _h5_tensor_count(path)
@@ -117,6 +118,25 @@ def load_weights(model: keras.Model, weights) -> keras.Model:
     except Exception as err:  # h5py/KeyError from a foreign file
         raise ValueError(f"weights file {path!r} could not be loaded into {model.name!r}: {_first_line(err)}") from None
     return model
+
+
+def _load_weights_file(model: keras.Model, path: str) -> None:
+    """``model.load_weights(path)``, refusing a file that leaves some layers at their initial weights.
+
+    Keras warns ("Skipping nested container ... retain their freshly-initialized weights") for each
+    part of the model the file has no group for, then either fails or returns with those layers
+    untouched. Either way the warnings are not the user's answer: a partial load is refused here in
+    one line, and the other warnings pass on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path)
+    skipped = [w for w in caught if "freshly-initialized weights" in str(w.message)]
+    for w in caught:
+        if w not in skipped:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if skipped:
+        raise ValueError(f"{len(skipped)} parts of the model found no weights in the file")
 
 
 def _copy_weights(source: keras.Model, target: keras.Model) -> None:

@@ -36,7 +36,7 @@ def rgb_run(tmp_path_factory):
     data = load_dataset("digits", batch_size=64, image_size=RGB[:2], channels=3)
     model = small_resnet(input_shape=RGB)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(data.train(8), steps_per_epoch=data.steps_per_epoch, epochs=6, verbose=0)
+    model.fit(data.train(8), steps_per_epoch=data.steps_per_epoch, epochs=6, verbose=0, shuffle=False)
     return write_run(tmp_path_factory.mktemp("runs") / "digits_rgb", model, epochs=6, input_shape=RGB)
 
 

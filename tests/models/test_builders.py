@@ -83,8 +83,9 @@ def test_weights_file_roundtrip_and_foreign_weights(tmp_path):
         keras_resnets.create_model("cifar_resnet20", weights=str(tmp_path / "missing.weights.h5"))
 
 
-def test_weights_of_another_architecture_name_both(tmp_path):
-    """Issue 16: ``weights=`` a file of another architecture ends in one line naming both."""
+def test_weights_of_another_architecture_name_both(tmp_path, recwarn):
+    """Issue 16: ``weights=`` a file of another architecture ends in one line naming both (and
+    Keras' per-layer "retain their freshly-initialized weights" warnings do not precede it)."""
     m = keras_resnets.create_model("cifar_resnet20", classes=10)
     m.save(tmp_path / "m.keras")
     m.save_weights(tmp_path / "m.weights.h5")
@@ -97,6 +98,7 @@ def test_weights_of_another_architecture_name_both(tmp_path):
     with pytest.raises(ValueError, match="the file holds 97 weight tensors, 'cifar_resnet32' has 157") as err:
         keras_resnets.create_model("cifar_resnet32", classes=10, weights=str(tmp_path / "m.weights.h5"))
     assert "\n" not in str(err.value)
+    assert not [w for w in recwarn if "freshly-initialized" in str(w.message)]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def describe_data():
     recipe = get_recipe(RECIPE)
     datasets = load_dataset(DATASET, batch_size=recipe.batch_size, augment=recipe.augment, channels=CHANNELS)
     info = datasets.info
-    print(f"[1/3] data: {info.name}, {info.num_classes} classes, images {info.image_shape}, "
+    print(f"[1/5] data: {info.name}, {info.num_classes} classes, images {info.image_shape}, "
           f"{info.num_train} train / {info.num_validation} validation / {info.num_test} test, "
           f"augmentation {recipe.augment!r}")
     return datasets
@@ -47,21 +47,20 @@ def train_model(datasets, runs_dir: str = "runs"):
     from keras_resnets.training import train
 
     run_name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"[2/3] training {MODEL} for {EPOCHS} epochs (recipe {RECIPE}) -> {os.path.join(runs_dir, run_name)}")
+    print(f"[2/5] training {MODEL} for {EPOCHS} epochs (recipe {RECIPE}) -> {os.path.join(runs_dir, run_name)}")
     return train(MODEL, DATASET, recipe=RECIPE, epochs=EPOCHS, datasets=datasets, channels=CHANNELS, runs_dir=runs_dir,
                  run_name=run_name, seed=0)
 
 
-def print_summary(result, started: float) -> bool:
+def print_summary(result) -> bool:
     """Step 3: report accuracy, time and where every artifact is; return whether the bar was met."""
     metrics, paths = result.metrics, result.paths
     passed = metrics["test_accuracy"] >= ACCURACY_BAR
-    print("[3/3] summary")
+    print("[3/5] summary")
     print(f"  test accuracy   {metrics['test_accuracy']:.4f}  (bar {ACCURACY_BAR:.2f}: "
           f"{'met' if passed else 'NOT met'}); best validation {metrics['best_val_accuracy']:.4f}")
     print(f"  parameters      {metrics['params']:,}")
-    print(f"  training time   {metrics['train_seconds']:.0f} s ({metrics['train_images_per_second']:.0f} images/s); "
-          f"demo total {time.perf_counter() - started:.0f} s")
+    print(f"  training time   {metrics['train_seconds']:.0f} s ({metrics['train_images_per_second']:.0f} images/s)")
     width = max(len(k) for k in paths)
     for name, path in paths.items():
         print(f"  {name:<{width}}  {path}")
@@ -69,7 +68,7 @@ def print_summary(result, started: float) -> bool:
 
 
 def compare_with_tflite(result) -> None:
-    """Extra step: export the best model for edge (``--quantize auto``) and compare it with Keras."""
+    """Step 5: export the best model for edge (``--quantize auto``) and compare it with Keras."""
     from keras_resnets.export import export_model
 
     # pixel input (uint8 for the integer variants) with standard metadata: MediaPipe Tasks load the file as it is
@@ -79,7 +78,7 @@ def compare_with_tflite(result) -> None:
     accuracy, latency = report["accuracy"], report["latency"]
     candidates = report.get("auto", {}).get("candidates", [])
     float32 = next((c for c in candidates if c["precision"] == "float32"), latency)
-    print("[export] Keras vs TFLite (held-out test set)")
+    print("[5/5] export: Keras vs TFLite (held-out test set)")
     print(f"  Keras top-1     {accuracy['keras_top1']:.2f}%")
     print(f"  TFLite top-1    {accuracy['tflite_top1']:.2f}%  ({report['precision']}, drop "
           f"{accuracy['drop_points']:.2f} points, {accuracy['prediction_agreement']:.1f}% same predictions)")
@@ -92,7 +91,7 @@ def compare_with_tflite(result) -> None:
 
 
 def short_search(runs_dir: str = "runs"):
-    """Extra step: a short random search over the study's activations and lr ratios (about a minute).
+    """Step 4: a short random search over the study's activations and lr ratios (about a minute).
 
     Four trials of two epochs each on a depth-8 CIFAR ResNet at the digits' native 8x8; the table
     and heatmap land in ``runs/<name>/tune/``, as ``keras-resnets tune`` writes them.
@@ -100,7 +99,7 @@ def short_search(runs_dir: str = "runs"):
     from keras_resnets.tuning import tune
 
     run_name = f"demo-search-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"[search] random search, {SEARCH_TRIALS} trials x {SEARCH_EPOCHS} epochs over activation x lr ratio "
+    print(f"[4/5] search: random search, {SEARCH_TRIALS} trials x {SEARCH_EPOCHS} epochs over activation x lr ratio "
           f"-> {runs_dir}/{run_name}/tune")
     result = tune(MODEL, DATASET, space="study", space_overrides={"augment": ["none"]}, tuner="random",
                   max_trials=SEARCH_TRIALS, max_epochs=SEARCH_EPOCHS, model_kwargs={"depth": 8}, image_size=(8, 8),
@@ -115,9 +114,10 @@ def main() -> int:
     started = time.perf_counter()
     datasets = describe_data()
     result = train_model(datasets)
-    passed = print_summary(result, started)
+    passed = print_summary(result)
     short_search()
     compare_with_tflite(result)
+    print(f"demo done in {time.perf_counter() - started:.0f} s; test accuracy bar {'met' if passed else 'NOT met'}")
     return 0 if passed else 1
 
 

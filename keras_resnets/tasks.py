@@ -121,6 +121,18 @@ class Task:
         """Further ``metrics.json`` entries a finished run reports (beyond Keras' ``evaluate``)."""
         return {}
 
+    def label_counts(self, labels, classes: int) -> np.ndarray:
+        """How often each class occurs in ``labels`` (per image or per pixel; the ignore label left out)."""
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        labels = labels[(labels >= 0) & (labels < classes)]
+        return np.bincount(labels, minlength=classes)
+
+    def constant_baseline(self, counts) -> float:
+        """The main metric, as Keras logs it (a fraction), of a model that predicts the most frequent
+        class of ``counts`` for every image (pixel): what a model that has learned nothing scores."""
+        counts = np.asarray(counts, dtype=np.float64)
+        return float(counts.max() / counts.sum()) if counts.sum() else 0.0
+
     def sidecar_output(self, output_shape) -> dict:
         """What the edge sidecar says about an artifact's output besides dtype and quantization."""
         return {}
@@ -213,6 +225,13 @@ class SegmentationTask(Task):
         return {"miou": float(np.mean(present)) if present else 0.0,
                 "pixel_accuracy": 100.0 * float(np.trace(confusion) / total) if total else 0.0,
                 "class_iou": class_iou, "pixels": int(total), "ignore_label": self.ignore_label}
+
+    def constant_baseline(self, counts) -> float:
+        """Mean IoU of one class predicted for every pixel: that class's IoU is its share of the
+        pixels, every other class present scores 0, and the mean runs over the classes present."""
+        counts = np.asarray(counts, dtype=np.float64)
+        present = int((counts > 0).sum())
+        return float(counts.max() / counts.sum() / present) if present else 0.0
 
     def confusion(self, labels, predicted, classes: int) -> np.ndarray:
         """``classes x classes`` pixel counts (rows: true class, columns: predicted), ignore label left out."""

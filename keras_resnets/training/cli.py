@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def summary(result) -> str:
     """A few lines a person reads at the end of a run (the numbers are in ``metrics.json``)."""
     from keras_resnets.tasks import get_task
+    from keras_resnets.training.results import not_learned_note
 
     m = result.metrics
     if m.get("status") != "completed" or "task" not in m:
@@ -74,6 +75,9 @@ def summary(result) -> str:
     if per_class:
         lines.append("test IoU per class: " + ", ".join(
             f"{name} {'n/a' if v is None else f'{v:.2f}'}" for name, v in per_class.items()))
+    note = not_learned_note(m, task)
+    if note:
+        lines.append(note)
     files = [os.path.basename(p) for p in result.paths.values() if isinstance(p, str) and os.path.isfile(p)]
     lines.append(f"run directory: {result.run_dir} ({', '.join(sorted(files))})")
     return "\n".join(lines)

@@ -12,16 +12,37 @@ from keras_resnets.training.callbacks import save_model_file
 
 
 
+# a final model within this much (a fraction) of the constant-prediction score has not learned
+NOT_LEARNED_MARGIN = 0.01
+
+
 def evaluate_task(model: keras.Model, test, task, class_names=()) -> dict:
     """Test metrics of ``model`` for its task (a ``Task`` or its name).
 
     Classification: ``test_accuracy``, ``test_loss``. Segmentation: ``test_mean_iou``,
     ``test_pixel_accuracy``, ``test_loss`` and ``test_per_class_iou`` (class name -> IoU, ``None``
-    for a class seen in neither labels nor predictions): the task's ``test_extras``.
+    for a class seen in neither labels nor predictions): the task's ``test_extras``. Both:
+    ``test_<metric>_constant_prediction``, the score of predicting the test split's most frequent
+    class everywhere (one pass over the test labels).
     """
+    task = get_task(task)
     values = model.evaluate(test, verbose=0, return_dict=True)
+    classes = int(model.output_shape[-1])
+    counts = sum((task.label_counts(labels, classes) for _, labels in test), start=0)
     return {**{f"test_{k}": float(v) for k, v in values.items()},
-            **get_task(task).test_extras(model, test, class_names)}
+            **task.test_extras(model, test, class_names),
+            f"test_{task.metric}_constant_prediction": round(task.constant_baseline(counts), 4)}
+
+
+def not_learned_note(metrics: dict, task) -> str | None:
+    """One line when the final model scores no better than predicting one class everywhere."""
+    task = get_task(task)
+    score, baseline = metrics.get(f"test_{task.metric}"), metrics.get(f"test_{task.metric}_constant_prediction")
+    if score is None or baseline is None or score > baseline + NOT_LEARNED_MARGIN:
+        return None
+    return (f"note: test {task.metric} {score:.4f} is no better than predicting the most frequent class for every "
+            f"{'pixel' if task.per_pixel else 'image'} ({baseline:.4f}): the model has not learned yet "
+            f"(more epochs, or another learning rate)")
 
 
 def _best_model_metrics(run: RunDir, test, config: RunConfig) -> dict:

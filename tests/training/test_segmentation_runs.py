@@ -44,6 +44,7 @@ def test_cli_segmentation_run_writes_every_artifact(front_end, capsys):
     metrics = json.load(open(front_end.metrics))
     assert metrics["status"] == "completed" and 0.0 <= metrics["test_mean_iou"] <= 1.0
     assert list(metrics["test_per_class_iou"]) == ["background", "circle", "rectangle", "triangle"]
+    assert 0.0 < metrics["test_mean_iou_constant_prediction"] < 0.5
     assert 0.0 <= metrics["test_pixel_accuracy"] <= 1.0 and metrics["best_val_mean_iou"] is not None
     for png in (front_end.curves, front_end.predictions):
         with open(png, "rb") as f:
@@ -61,7 +62,11 @@ def test_mean_iou_is_in_the_progress_line(runs, capsys):
     assert code == 0
     epoch_line = next(line for line in out.splitlines() if "val_mean_iou" in line)
     assert " - mean_iou: " in epoch_line and "\r" not in out  # one line per epoch: stdout is not a terminal
-    assert json.load(open(runs / "vgg" / "metrics.json"))["model"] == "dilation8_context"
+    metrics = json.load(open(runs / "vgg" / "metrics.json"))
+    assert metrics["model"] == "dilation8_context"
+    # one epoch on 16 images: background everywhere, and the summary says what that score means
+    assert metrics["test_mean_iou"] <= metrics["test_mean_iou_constant_prediction"] + 0.01, metrics
+    assert "is no better than predicting the most frequent class for every pixel" in out
 
 
 @pytest.mark.parametrize("recipe, explodes", [(None, False), ("shapes_segmentation", True)])

@@ -72,7 +72,7 @@ def test_names_scales_and_the_cli_listing(capsys):
     from keras_resnets.cli import main
 
     assert list_experiments() == ["degradation", "degradation_long", "degradation_32", "identity_mappings",
-                                  "densenet", "dilated_context", "cifar10_study"]
+                                  "densenet", "dilated_context", "cifar10_study", "cifar10_study_long"]
     assert get_experiment("01_degradation").name == "degradation"
     with pytest.raises(ValueError, match="unknown experiment 'degradaton'.*did you mean degradation"):
         get_experiment("degradaton")

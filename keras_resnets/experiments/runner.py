@@ -161,7 +161,8 @@ def train_one(arm, budget, seed: int, data=None, probe=None, probe_at=()) -> dic
     fit_model(model, data.train(epochs).take(budget.steps), 1, callbacks=callbacks + ([probes] if probes else []),
               verbose=0, steps_per_epoch=budget.steps)
     seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
-    error = 1.0 - curves.per_step("accuracy")
+    # per-step accuracy is recovered from Keras' running means, so it can exceed 1 by a rounding error
+    error = np.clip(1.0 - curves.per_step("accuracy"), 0.0, 1.0)
     crossentropy = curves.per_step("crossentropy")
     steps_done = len(error)
     diverged = steps_done < budget.steps or not np.all(np.isfinite(crossentropy))

@@ -33,7 +33,13 @@ def mean_std(values, metric="test_accuracy", digits=1) -> str:
     if not len(values):
         return "–"
     std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
+    return f"{_fixed(values.mean(), digits)} ± {_fixed(std, digits)}"
+
+
+def _fixed(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, without the sign of a value that rounds to zero (``-0.0``)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def markdown_table(header, rows) -> str:

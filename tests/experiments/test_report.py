@@ -58,3 +58,11 @@ def test_complete_results_give_one_row_per_claim_and_incomplete_ones_say_not_rer
     assert "run interrupted: 8 of 12 arm-seed runs done" in rows[0][2]
     with pytest.raises(ValueError, match="no generated block"):
         replace_block("# README\n", "x")
+
+
+def test_a_mean_that_rounds_to_zero_has_no_sign():
+    """Training errors recovered from running means can be -2e-4; the table writes 0.0, not -0.0."""
+    from keras_resnets.experiments.report import mean_std
+
+    assert mean_std([-0.0002, -0.0001], "train_error") == "0.0 ± 0.0"
+    assert mean_std([-0.02], "train_error") == "-2.0 ± 0.0"

@@ -30,6 +30,7 @@ except ImportError:  # JAX-only installs (keras_resnets.data.arrays); tf.data pi
 from keras_resnets.data.imagenet import TRAIN_POLICIES
 
 BATCH_POLICIES = ("none", "crop", "crop_flip", "crop_flip_color_blur")
+MIRRORING_POLICIES = ("crop_flip", "crop_flip_color_blur")  # mirror left-right where the dataset allows it
 # Per-image policies of keras_resnets.data.imagenet: they crop the source images, so they run in
 # the streaming pipelines only (load_dataset streams automatically for them).
 IMAGENET_POLICIES = TRAIN_POLICIES
@@ -175,7 +176,7 @@ def augment_batch(images: tf.Tensor, policy: str, seed, flip: bool = True) -> tf
         raise ValueError(f"augment={policy!r} crops source images before batching (streaming pipelines); "
                          f"batch policies: {', '.join(BATCH_POLICIES)}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
-    flips = flip and policy in ("crop_flip", "crop_flip_color_blur")
+    flips = flip and policy in MIRRORING_POLICIES
     images = random_crop(images, seeds[0], flip_seed=seeds[1] if flips else None)
     if policy == "crop_flip_color_blur":
         images = color_jitter(images, seeds[2])

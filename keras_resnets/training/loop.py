@@ -193,7 +193,8 @@ def train_with(options: TrainOptions, datasets=None, strategy=None, callbacks=()
         if run is not None:
             config = reconcile_resume(run, config, continue_epochs)
         if verbose != 0:
-            print(f"train: {config.model} on {config.dataset}; {describe_recipe(config, plan.given, getattr(data.info, 'mirrorable', True))}", flush=True)
+            recipe_line = describe_recipe(config, plan.given, data.info.mirrorable)
+            print(f"train: {config.model} on {config.dataset}; {recipe_line}", flush=True)
             from keras_resnets.calibration import recommendation
 
             hint = recommendation(config.model, config.input_shape, config.batch_size)

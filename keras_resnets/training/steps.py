@@ -219,8 +219,11 @@ def describe_recipe(config: RunConfig, given=frozenset(), mirrorable: bool = Tru
         epochs += f" (the recipe's {config.iterations} iterations)"
     augment = mark("augment", f"augment {config.augment}") + (
         " " + mark("expand", f"expand x{config.expand}") if config.expand else "")
-    if "flip" in config.augment and not mirrorable:
-        augment += f" (no flip: a mirrored {config.dataset} image changes its label)"
+    if not mirrorable:
+        from keras_resnets.data.augment import MIRRORING_POLICIES  # TensorFlow: loaded with the data by now
+
+        if config.augment in MIRRORING_POLICIES:
+            augment += f" (no flip: a mirrored {config.dataset} image changes its label)"
     if "recipe" in given:
         source = "set"
     elif recipes_lib.MODEL_RECIPES.get(config.model) == config.recipe:

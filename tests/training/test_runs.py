@@ -240,3 +240,12 @@ def test_resume_comparison_names_the_keys_and_compares_as_json_stores():
     check_resumable("runs/r", {"image_size": [32, 32], "lr": 0.1}, {"image_size": (32, 32), "lr": 0.1})
     with pytest.raises(RunError, match=r"cannot resume 'runs/r': its config differs in lr \(was 0.1, now 0.2\); "):
         check_resumable("runs/r", {"image_size": [32, 32], "lr": 0.1}, {"image_size": (32, 32), "lr": 0.2})
+
+
+@pytest.mark.parametrize("augment, mirrorable, said", [("crop_flip", False, True), ("crop_flip_color_blur", False, True),
+                                                        ("crop", False, False), ("crop_flip", True, False)])
+def test_the_plan_line_says_when_a_flip_policy_does_not_mirror(augment, mirrorable, said):
+    from keras_resnets.training.steps import describe_recipe
+
+    line = describe_recipe(RunConfig(**CONFIG, augment=augment), mirrorable=mirrorable)
+    assert ("(no flip: a mirrored digits image changes its label)" in line) == said, line
